@@ -1,0 +1,199 @@
+//! The command line: clap types, the SECS parser, and the conversion into
+//! plain [`crate::options`]. Clap stops here; the engine never sees it.
+
+use crate::options::{
+    Command, ConnectOptions, ConversationOptions, Mode, RoomOptions, ServeOptions,
+};
+use clap::{Args, Parser, Subcommand};
+use std::time::Duration;
+
+/// A threaded, full-duplex TCP chat tool: a friendlier, safer netcat.
+#[derive(Debug, Parser)]
+#[command(name = "duplex", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Sub,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Sub {
+    /// Listen on PORT and talk to whoever connects.
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve(ServeArgs),
+    /// Connect to HOST PORT and talk.
+    #[command(after_help = CONNECT_EXAMPLES)]
+    Connect(ConnectArgs),
+}
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  duplex serve 9000                            chat with whoever connects, one at a time
+  duplex serve --once --raw 9000 > file        receive one file, then exit
+  duplex serve -q --recv-only -b 127.0.0.1 0   a loopback test server; read its port from stderr
+  duplex serve --room 9000                     a chat room for many peers";
+
+const CONNECT_EXAMPLES: &str = "\
+Examples:
+  duplex connect localhost 9000                chat with a server
+  printf 'hello\\n' | duplex connect host 9000  send a line, show the reply, end cleanly
+  duplex connect --raw host 9000 < file        send a file byte for byte";
+
+/// `duplex serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Port to listen on (0: any free port, printed on stderr).
+    #[arg(value_name = "PORT")]
+    pub port: u16,
+    /// Local address to listen on (IPv4 or IPv6 literal, or host name).
+    #[arg(short, long, value_name = "ADDR", default_value = "0.0.0.0")]
+    pub bind: String,
+    /// End after the first conversation.
+    #[arg(long)]
+    pub once: bool,
+    /// Many peers at once; lines are relayed between them.
+    #[arg(long, conflicts_with_all = ["raw", "once"])]
+    pub room: bool,
+    /// With --room: peers allowed at once.
+    #[arg(long, value_name = "N", requires = "room", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_peers: Option<u32>,
+    /// Options for the conversation.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `duplex connect`.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Host name or IP address to connect to.
+    #[arg(value_name = "HOST")]
+    pub host: String,
+    /// Port to connect to.
+    #[arg(value_name = "PORT")]
+    pub port: u16,
+    /// Give up connecting after this long, all addresses together.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
+    pub connect_timeout: Option<Duration>,
+    /// Options for the conversation.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Options both subcommands take.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Byte-stream mode: no line rules; blank lines are data.
+    #[arg(long)]
+    pub raw: bool,
+    /// After a goodbye, how long the peer may stay silent before we stop
+    /// waiting for it to close.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs, allow_negative_numbers = true)]
+    pub linger: Duration,
+    /// End a conversation after this long with no traffic either way.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
+    pub idle_timeout: Option<Duration>,
+    /// Never read stdin: only show what the peer sends.
+    #[arg(long)]
+    pub recv_only: bool,
+    /// No status lines on stderr (errors still get their one line).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Diagnostics on stderr (repeat for more: -vv, -vvv); RUST_LOG also works.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Parses SECS: a non-negative number of seconds, fractions allowed.
+pub fn parse_secs(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    if secs.is_sign_negative() {
+        return Err(format!("'{text}' is negative; seconds must be 0 or more"));
+    }
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("'{text}' is not a usable number of seconds"))
+}
+
+impl Cli {
+    /// The options shared by both subcommands.
+    pub fn common(&self) -> &CommonArgs {
+        match &self.command {
+            Sub::Serve(serve) => &serve.common,
+            Sub::Connect(connect) => &connect.common,
+        }
+    }
+
+    /// The validated command for the engine. `input_is_terminal` says whether
+    /// stdin is a terminal (raw mode then ends on the peer's EOF).
+    pub fn into_command(self, input_is_terminal: bool) -> Command {
+        match self.command {
+            Sub::Serve(serve) => Command::Serve(ServeOptions {
+                bind: serve.bind,
+                port: serve.port,
+                once: serve.once,
+                room: serve.room.then(|| RoomOptions {
+                    max_peers: serve
+                        .max_peers
+                        .map_or(RoomOptions::default().max_peers, |n| n as usize),
+                }),
+                conversation: serve.common.conversation(input_is_terminal),
+            }),
+            Sub::Connect(connect) => Command::Connect(ConnectOptions {
+                host: connect.host,
+                port: connect.port,
+                connect_timeout: connect.connect_timeout,
+                conversation: connect.common.conversation(input_is_terminal),
+            }),
+        }
+    }
+}
+
+impl CommonArgs {
+    fn conversation(&self, input_is_terminal: bool) -> ConversationOptions {
+        ConversationOptions {
+            mode: if self.raw { Mode::Raw } else { Mode::Chat },
+            linger: self.linger,
+            idle_timeout: self.idle_timeout,
+            recv_only: self.recv_only,
+            input_is_terminal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds_accept_fractions_and_refuse_nonsense() {
+        assert_eq!(parse_secs("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_secs("0"), Ok(Duration::ZERO));
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("abc").is_err());
+        assert!(parse_secs("inf").is_err());
+        assert!(parse_secs("NaN").is_err());
+    }
+
+    #[test]
+    fn options_go_after_the_subcommand() {
+        let cli = Cli::try_parse_from(["duplex", "serve", "-q", "--linger", "0.5", "0"]).unwrap();
+        assert!(cli.common().quiet);
+        let Command::Serve(serve) = cli.into_command(false) else {
+            panic!("expected serve")
+        };
+        assert_eq!(serve.conversation.linger, Duration::from_millis(500));
+        assert!(Cli::try_parse_from(["duplex", "serve", "--max-peers", "3", "0"]).is_err());
+        assert!(Cli::try_parse_from(["duplex", "serve", "--room", "--raw", "0"]).is_err());
+        assert!(Cli::try_parse_from(["duplex", "serve", "99999"]).is_err());
+        assert!(Cli::try_parse_from(["duplex", "connect", "h", "1", "--linger", "-1"]).is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! The one error type of duplex: what failed, on which address, and why.
+//!
+//! Normal endings of a conversation (goodbye, end of input, a timeout) are not
+//! errors; they are [`crate::Ending`] values. An [`Error`] is something that
+//! makes `duplex` exit 1: it could not bind, resolve or connect, the peer reset
+//! the connection, or local I/O failed.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can make a `duplex` run fail.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The host name could not be resolved to any address.
+    Resolve {
+        /// The host and port as given.
+        target: String,
+        /// Why resolution failed.
+        source: io::Error,
+    },
+    /// Every resolved address refused or timed out.
+    Connect {
+        /// The host and port as given.
+        target: String,
+        /// Every address that was tried, in order.
+        tried: Vec<SocketAddr>,
+        /// The error of the last attempt.
+        source: io::Error,
+    },
+    /// The listening socket could not be created.
+    Bind {
+        /// The address we tried to listen on.
+        addr: String,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// Accepting a connection failed in a way that ends the server.
+    Accept(io::Error),
+    /// A conversation broke: the peer reset it, or a socket operation failed.
+    Conversation {
+        /// The peer's address.
+        peer: SocketAddr,
+        /// What we were doing.
+        op: &'static str,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Reading our input or writing our output failed.
+    Local {
+        /// What we were doing.
+        op: &'static str,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Resolve { target, source } => {
+                write!(f, "could not resolve {target}: {}", describe(source))
+            }
+            Error::Connect {
+                target,
+                tried,
+                source,
+            } => {
+                write!(f, "could not connect to {target}")?;
+                if tried.len() > 1 {
+                    let list: Vec<String> = tried.iter().map(ToString::to_string).collect();
+                    write!(f, " (tried {})", list.join(", "))?;
+                }
+                write!(f, ": {}", describe(source))
+            }
+            Error::Bind { addr, source } => {
+                write!(f, "could not listen on {addr}: {}", describe(source))
+            }
+            Error::Accept(source) => write!(f, "could not accept: {}", describe(source)),
+            Error::Conversation { peer, op, source } => {
+                write!(
+                    f,
+                    "conversation with {peer} failed {op}: {}",
+                    describe(source)
+                )
+            }
+            Error::Local { op, source } => write!(f, "{op}: {}", describe(source)),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Resolve { source, .. }
+            | Error::Connect { source, .. }
+            | Error::Bind { source, .. }
+            | Error::Accept(source)
+            | Error::Conversation { source, .. }
+            | Error::Local { source, .. } => Some(source),
+        }
+    }
+}
+
+/// An I/O error as a person wants to read it: `connection refused`, not
+/// `Connection refused (os error 111)`.
+pub fn describe(error: &io::Error) -> String {
+    let text = error.to_string();
+    let text = match text.find(" (os error ") {
+        Some(at) => &text[..at],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => format!("{:?}", error.kind()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_errors_read_plainly() {
+        let refused = io::Error::from_raw_os_error(111);
+        assert_eq!(describe(&refused), "connection refused");
+        let custom = io::Error::other("Odd thing");
+        assert_eq!(describe(&custom), "odd thing");
+    }
+}

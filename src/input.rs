@@ -1,0 +1,301 @@
+//! The one process-wide input thread, and the [`Input`] that conversations
+//! take their bytes from.
+//!
+//! Input (stdin, or any `Read`) belongs to the whole process, not to one
+//! conversation: `serve` hands what one peer did not take to the next one.
+//! So one thread, `duplex-input`, reads it into chunks and sends them down a
+//! bounded channel; a conversation's sender thread borrows the [`Input`] and
+//! takes chunks from it until its goodbye, and gives back what it did not
+//! send.
+//!
+//! The reader thread is the one thread duplex detaches: a thread blocked in
+//! `read` on stdin cannot be woken (rust-lang/rust#26446), so it lives until
+//! the process exits. It holds nothing that needs closing, and once nobody
+//! takes chunks any more it blocks on the full channel, which bounds memory.
+
+use crate::lines::GoodbyeScanner;
+use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded, never, select};
+use std::io::{self, Read};
+use std::thread;
+
+/// How many bytes one read asks for: large reads make large writes, which is
+/// most of a fast relay.
+pub const CHUNK_SIZE: usize = 256 * 1024;
+
+/// Chunks read ahead of the conversation: with [`CHUNK_SIZE`], at most about
+/// a megabyte of input waits in memory.
+const CHANNEL_CHUNKS: usize = 4;
+
+/// A run of input bytes: `buf[start..end]`. The buffer goes back to the
+/// reader thread when sent, so reads do not allocate.
+#[derive(Debug)]
+pub struct Chunk {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl From<Vec<u8>> for Chunk {
+    fn from(buf: Vec<u8>) -> Self {
+        Chunk::from_vec(buf)
+    }
+}
+
+impl Chunk {
+    /// A chunk holding these bytes.
+    pub fn from_vec(buf: Vec<u8>) -> Self {
+        let end = buf.len();
+        Chunk { buf, start: 0, end }
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Splits off everything from `at` (relative to [`Chunk::bytes`]) into a
+    /// new chunk, leaving the first `at` bytes here.
+    fn split_off(&mut self, at: usize) -> Chunk {
+        let tail = self.buf[self.start + at..self.end].to_vec();
+        self.end = self.start + at;
+        Chunk::from_vec(tail)
+    }
+}
+
+/// What [`Input::next`] found.
+#[derive(Debug)]
+pub enum Next {
+    /// More bytes.
+    Chunk(Chunk),
+    /// The input has ended (EOF, or an error that ends it).
+    End,
+    /// The conversation asked its sender to stop taking input.
+    Stopped,
+}
+
+/// The process's input as conversations see it.
+#[derive(Debug)]
+pub struct Input {
+    chunks: Receiver<Chunk>,
+    recycle: Option<Sender<Vec<u8>>>,
+    /// Bytes given back by the last conversation, taken before the channel.
+    leftover: Option<Chunk>,
+    ended: bool,
+    /// The last conversation stopped at an empty line of ours.
+    stopped_at_goodbye: bool,
+    /// Chat-mode line state, kept across conversations so that a line split
+    /// between two peers is still one line.
+    pub(crate) scanner: GoodbyeScanner,
+}
+
+impl Input {
+    /// Starts the `duplex-input` thread over `reader` (see the module docs for
+    /// why it is detached).
+    pub fn spawn<R: Read + Send + 'static>(reader: R) -> io::Result<Input> {
+        let (chunk_tx, chunk_rx) = bounded(CHANNEL_CHUNKS);
+        let (recycle_tx, recycle_rx) = bounded(CHANNEL_CHUNKS + 2);
+        thread::Builder::new()
+            .name("duplex-input".into())
+            .spawn(move || read_loop(reader, &chunk_tx, &recycle_rx))?;
+        Ok(Input {
+            chunks: chunk_rx,
+            recycle: Some(recycle_tx),
+            leftover: None,
+            ended: false,
+            stopped_at_goodbye: false,
+            scanner: GoodbyeScanner::new(),
+        })
+    }
+
+    /// Input that has already ended (`/dev/null`).
+    pub fn empty() -> Input {
+        let (_, chunks) = bounded(0);
+        Input::from_receiver(chunks)
+    }
+
+    /// Input that never yields anything and never ends (`--recv-only`).
+    pub fn silent() -> Input {
+        Input::from_receiver(never())
+    }
+
+    /// Input fed by the caller: each chunk sent is one read, and dropping
+    /// the sender is the end of input. For tests and embedding.
+    pub fn channel() -> (Sender<Chunk>, Input) {
+        let (tx, rx) = bounded(CHANNEL_CHUNKS);
+        (tx, Input::from_receiver(rx))
+    }
+
+    fn from_receiver(chunks: Receiver<Chunk>) -> Input {
+        Input {
+            chunks,
+            recycle: None,
+            leftover: None,
+            ended: false,
+            stopped_at_goodbye: false,
+            scanner: GoodbyeScanner::new(),
+        }
+    }
+
+    /// The next chunk of input, waiting for it unless `stop` fires first.
+    pub fn next(&mut self, stop: &Receiver<()>) -> Next {
+        if let Some(chunk) = self.leftover.take() {
+            return Next::Chunk(chunk);
+        }
+        if self.ended {
+            return Next::End;
+        }
+        // A stop that is already there wins over input that is also there:
+        // after a peer's goodbye we send what we hold, not more.
+        if let Err(TryRecvError::Disconnected) = stop.try_recv() {
+            return Next::Stopped;
+        }
+        select! {
+            recv(stop) -> _ => Next::Stopped,
+            recv(self.chunks) -> chunk => match chunk {
+                Ok(chunk) => Next::Chunk(chunk),
+                Err(_) => {
+                    self.ended = true;
+                    Next::End
+                }
+            },
+        }
+    }
+
+    /// Gives back the part of `chunk` from `at` on, to be taken first next
+    /// time; keeps the first `at` bytes in `chunk`.
+    pub(crate) fn put_back_tail(&mut self, chunk: &mut Chunk, at: usize) {
+        if at < chunk.bytes().len() {
+            self.leftover = Some(chunk.split_off(at));
+        }
+    }
+
+    /// Returns a chunk's buffer to the reader thread for reuse.
+    pub(crate) fn recycle(&self, chunk: Chunk) {
+        if let Some(recycle) = &self.recycle {
+            // A full recycle queue just means the buffer is freed instead.
+            let _ = recycle.try_send(chunk.buf);
+        }
+    }
+
+    /// True when the input has ended and nothing is left to send. Does not
+    /// wait: what has already arrived is kept for the next conversation.
+    pub fn is_exhausted(&mut self) -> bool {
+        if self.leftover.is_some() {
+            return false;
+        }
+        if !self.ended {
+            match self.chunks.try_recv() {
+                Ok(chunk) => self.leftover = Some(chunk),
+                Err(TryRecvError::Disconnected) => self.ended = true,
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+        self.ended && self.leftover.is_none()
+    }
+
+    /// Records that a conversation's sending stopped at our empty line.
+    pub(crate) fn mark_goodbye(&mut self) {
+        self.stopped_at_goodbye = true;
+    }
+
+    /// Whether a conversation's sending stopped at our empty line (so what
+    /// is still pending was held back on purpose).
+    pub fn stopped_at_goodbye(&self) -> bool {
+        self.stopped_at_goodbye
+    }
+
+    /// How many bytes have been read but not sent: what an empty-line
+    /// goodbye left behind. Takes them out of the input.
+    pub fn discard_pending(&mut self) -> usize {
+        let mut count = self.leftover.take().map_or(0, |c| c.bytes().len());
+        while let Ok(chunk) = self.chunks.try_recv() {
+            count += chunk.bytes().len();
+        }
+        count
+    }
+}
+
+/// The body of the `duplex-input` thread.
+fn read_loop<R: Read>(mut reader: R, chunks: &Sender<Chunk>, recycle: &Receiver<Vec<u8>>) {
+    loop {
+        let mut buf = recycle.try_recv().unwrap_or_else(|_| vec![0; CHUNK_SIZE]);
+        let read = loop {
+            match reader.read(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        let n = match read {
+            Ok(0) => return,
+            Ok(n) => n,
+            // A closed descriptor, EIO from a vanished terminal, and the like:
+            // SPEC says this is plain end of input.
+            Err(error) => {
+                tracing::debug!(%error, "input ended by an error");
+                return;
+            }
+        };
+        let chunk = Chunk {
+            buf,
+            start: 0,
+            end: n,
+        };
+        if chunks.send(chunk).is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_everything_then_ends() {
+        let data: Vec<u8> = (0..CHUNK_SIZE * 3 + 17).map(|i| i as u8).collect();
+        let mut input = Input::spawn(io::Cursor::new(data.clone())).unwrap();
+        let stop = never();
+        let mut got = Vec::new();
+        loop {
+            match input.next(&stop) {
+                Next::Chunk(chunk) => {
+                    got.extend_from_slice(chunk.bytes());
+                    input.recycle(chunk);
+                }
+                Next::End => break,
+                Next::Stopped => unreachable!("never() cannot fire"),
+            }
+        }
+        assert_eq!(got, data);
+        assert!(input.is_exhausted());
+    }
+
+    #[test]
+    fn a_put_back_tail_comes_first() {
+        let (tx, mut input) = Input::channel();
+        tx.send(b"hello world".to_vec().into()).unwrap();
+        drop(tx);
+        let stop = never();
+        let Next::Chunk(mut chunk) = input.next(&stop) else {
+            panic!("expected a chunk")
+        };
+        input.put_back_tail(&mut chunk, 6);
+        assert_eq!(chunk.bytes(), b"hello ");
+        assert!(!input.is_exhausted());
+        let Next::Chunk(tail) = input.next(&stop) else {
+            panic!("expected the tail")
+        };
+        assert_eq!(tail.bytes(), b"world");
+        assert!(matches!(input.next(&stop), Next::End));
+    }
+
+    #[test]
+    fn a_fired_stop_wins() {
+        let (tx, mut input) = Input::channel();
+        tx.send(b"x".to_vec().into()).unwrap();
+        let (stop_tx, stop) = bounded::<()>(0);
+        drop(stop_tx);
+        assert!(matches!(input.next(&stop), Next::Stopped));
+        assert_eq!(input.discard_pending(), 1);
+    }
+}

@@ -1,0 +1,119 @@
+//! `duplex` is a threaded, full-duplex TCP chat tool: a friendlier, safer
+//! netcat for chatting, scripting and loopback tests. This crate is the
+//! engine; the `duplex` binary is a thin layer over [`run`].
+//!
+//! One thread reads the process's input ([`Input`]); every conversation runs a
+//! sender thread and a receiver thread linked to a coordinator by bounded
+//! channels ([`conversation`]). The engine takes any reader and writer, so a
+//! server and a client can talk in one process:
+//!
+//! ```
+//! use duplex::{ConversationOptions, Ending, Input, Shutdown, conversation};
+//! use std::net::{TcpListener, TcpStream};
+//! use std::thread;
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0")?;
+//! let addr = listener.local_addr()?;
+//! let options = ConversationOptions::default();
+//!
+//! let server = thread::spawn({
+//!     let options = options.clone();
+//!     move || -> duplex::Result<Vec<u8>> {
+//!         let (stream, peer) = listener.accept().map_err(duplex::Error::Accept)?;
+//!         let mut heard = Vec::new();
+//!         // The server has nothing to say; it shows what it hears.
+//!         let mut input = Input::silent();
+//!         conversation::run(stream, peer, &mut input, &mut heard, &options, &Shutdown::never())?;
+//!         Ok(heard)
+//!     }
+//! });
+//!
+//! // The client says one line, then goodbye (an empty line).
+//! let (lines, mut input) = Input::channel();
+//! lines.send(b"hello\n\n".to_vec().into()).unwrap();
+//! let stream = TcpStream::connect(addr)?;
+//! let mut shown = Vec::new();
+//! let ending = conversation::run(stream, addr, &mut input, &mut shown, &options, &Shutdown::never())?;
+//!
+//! assert_eq!(ending, Ending::Goodbye);
+//! assert_eq!(server.join().unwrap()?, b"hello\n");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod connect;
+pub mod conversation;
+pub mod error;
+pub mod input;
+pub mod lines;
+pub mod net;
+pub mod options;
+pub mod room;
+pub mod serve;
+pub mod shutdown;
+pub mod status;
+
+pub use conversation::Ending;
+pub use error::{Error, Result};
+pub use input::Input;
+pub use options::{Command, ConnectOptions, ConversationOptions, Mode, RoomOptions, ServeOptions};
+pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
+pub use status::Status;
+
+use std::fs::File;
+use std::io::{self, IsTerminal, Write};
+use std::os::fd::AsFd;
+
+/// Runs a command with the process's stdin and stdout, as the binary does.
+pub fn run(command: &Command, shutdown: &Shutdown, status: &Status) -> Result<Ending> {
+    let mut input = if command.conversation().recv_only {
+        Input::silent()
+    } else {
+        stdin_input()?
+    };
+    let mut output = stdout_output()?;
+    match command {
+        Command::Serve(options) => serve::serve(options, &mut input, &mut output, shutdown, status),
+        Command::Connect(options) => {
+            connect::connect(options, &mut input, &mut output, shutdown, status)
+        }
+    }
+}
+
+/// Whether stdin is a terminal (a person typing, not a pipe).
+pub fn stdin_is_terminal() -> bool {
+    io::stdin().is_terminal()
+}
+
+/// The input thread over stdin. A stdin that is not open at all is plain end
+/// of input (SPEC, "Bad input").
+fn stdin_input() -> Result<Input> {
+    // Reading our own duplicate of fd 0 skips std's buffering and locking:
+    // chunks go straight from read(2) into the channel.
+    let file = match io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => File::from(fd),
+        Err(error) => {
+            tracing::debug!(%error, "stdin is not open: no input");
+            return Ok(Input::empty());
+        }
+    };
+    Input::spawn(file).map_err(|source| Error::Local {
+        op: "could not start the input thread",
+        source,
+    })
+}
+
+/// Stdout as an unbuffered file: every chunk from the peer is written at
+/// once, with one `write(2)`, and nothing is held back.
+fn stdout_output() -> Result<impl Write + Send> {
+    let fd = io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|source| Error::Local {
+            op: "could not open standard output",
+            source,
+        })?;
+    Ok(File::from(fd))
+}

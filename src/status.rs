@@ -1,0 +1,83 @@
+//! The status lines on stderr: what a person watching needs to know, one
+//! short line each (SPEC, "Status lines"). Never on stdout, which is data.
+//! `tracing` diagnostics are separate and only appear with `-v`/`RUST_LOG`.
+
+use crate::conversation::Ending;
+use std::fmt;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Where status lines go: stderr by default; the terminal view prints them
+/// above its prompt instead.
+pub type Sink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Writes status lines, unless quiet.
+#[derive(Clone)]
+pub struct Status {
+    quiet: bool,
+    sink: Sink,
+}
+
+impl fmt::Debug for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Status")
+            .field("quiet", &self.quiet)
+            .finish()
+    }
+}
+
+impl Status {
+    /// Status lines on stderr, or none when `quiet`.
+    pub fn stderr(quiet: bool) -> Self {
+        Status {
+            quiet,
+            sink: Arc::new(|line: &str| {
+                // Nowhere left to report a failing stderr; never panic for it.
+                let _ = writeln!(io::stderr().lock(), "{line}");
+            }),
+        }
+    }
+
+    /// Status lines to `sink`, or none when `quiet`.
+    pub fn with_sink(quiet: bool, sink: Sink) -> Self {
+        Status { quiet, sink }
+    }
+
+    /// No status lines at all.
+    pub fn silent() -> Self {
+        Status::stderr(true)
+    }
+
+    /// Prints one status line.
+    pub fn line(&self, line: impl fmt::Display) {
+        if !self.quiet {
+            (self.sink)(&line.to_string());
+        }
+    }
+
+    /// `listening on 127.0.0.1:9000`. Scripts read the port from this line.
+    pub fn listening(&self, addr: SocketAddr) {
+        self.line(format_args!("listening on {addr}"));
+    }
+
+    /// A peer connected to our server.
+    pub fn connection_from(&self, peer: SocketAddr) {
+        self.line(format_args!("connection from {peer}"));
+    }
+
+    /// We connected to a server.
+    pub fn connected_to(&self, peer: SocketAddr) {
+        self.line(format_args!("connected to {peer}"));
+    }
+
+    /// A conversation ended normally, and why.
+    pub fn ended(&self, peer: SocketAddr, ending: Ending) {
+        self.line(format_args!("conversation with {peer} ended: {ending}"));
+    }
+
+    /// A conversation failed, and the server goes on.
+    pub fn failed(&self, error: &crate::Error) {
+        self.line(format_args!("{error}"));
+    }
+}
