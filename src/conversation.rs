@@ -227,8 +227,19 @@ fn send_pump(
     mode: Mode,
     clock: &Clock,
 ) -> io::Result<SendEnd> {
+    // After a stop, what had already been read then is still sent: input
+    // piped before the peer connected reaches it even if the peer says
+    // goodbye at once.
+    let mut stopped_with: Option<usize> = None;
     let end = loop {
-        match input.next(stop) {
+        let next = match &mut stopped_with {
+            None => input.next(stop),
+            Some(budget) => match input.next_ready(budget) {
+                Next::End => break SendEnd::Stopped,
+                next => next,
+            },
+        };
+        match next {
             Next::Chunk(mut chunk) => {
                 let goodbye = match mode {
                     Mode::Chat => input.scanner.scan(chunk.bytes()).map(|g| g.end),
@@ -248,7 +259,7 @@ fn send_pump(
                 }
             }
             Next::End => break SendEnd::EndOfInput,
-            Next::Stopped => break SendEnd::Stopped,
+            Next::Stopped => stopped_with = Some(input.ready()),
         }
     };
     match stream.shutdown(Direction::Write) {

@@ -161,6 +161,32 @@ impl Input {
         }
     }
 
+    /// How many chunks are ready without waiting.
+    pub(crate) fn ready(&self) -> usize {
+        usize::from(self.leftover.is_some()) + self.chunks.len()
+    }
+
+    /// The next chunk if one is ready without waiting and `budget` allows;
+    /// otherwise [`Next::End`]. After a stop, the sender still sends what had
+    /// already been read when the stop came, but waits for nothing more.
+    pub(crate) fn next_ready(&mut self, budget: &mut usize) -> Next {
+        if *budget == 0 {
+            return Next::End;
+        }
+        *budget -= 1;
+        if let Some(chunk) = self.leftover.take() {
+            return Next::Chunk(chunk);
+        }
+        match self.chunks.try_recv() {
+            Ok(chunk) => Next::Chunk(chunk),
+            Err(TryRecvError::Disconnected) => {
+                self.ended = true;
+                Next::End
+            }
+            Err(TryRecvError::Empty) => Next::End,
+        }
+    }
+
     /// Gives back the part of `chunk` from `at` on, to be taken first next
     /// time; keeps the first `at` bytes in `chunk`.
     pub(crate) fn put_back_tail(&mut self, chunk: &mut Chunk, at: usize) {

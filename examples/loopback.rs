@@ -1,0 +1,63 @@
+//! A server and a client in one process over `127.0.0.1:0`, through the
+//! library: each side sends scripted lines, the client ends with a goodbye
+//! (an empty line), and each side prints what it received.
+//!
+//! Run it with `cargo run --example loopback`.
+
+use duplex::{ConversationOptions, Ending, Input, Shutdown, conversation};
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let options = ConversationOptions::default();
+
+    let server = thread::Builder::new().name("example-server".into()).spawn({
+        let options = options.clone();
+        move || -> duplex::Result<(Ending, Vec<u8>)> {
+            let (stream, peer) = listener.accept().map_err(duplex::Error::Accept)?;
+            // The server's input: two lines. It keeps its side open until it
+            // hears the client's goodbye, then closes cleanly.
+            let (lines, mut input) = Input::channel();
+            for line in ["hello from the server\n", "how are you?\n"] {
+                let _ = lines.send(line.as_bytes().to_vec().into());
+            }
+            let mut heard = Vec::new();
+            let ending = conversation::run(
+                stream,
+                peer,
+                &mut input,
+                &mut heard,
+                &options,
+                &Shutdown::never(),
+            )?;
+            drop(lines);
+            Ok((ending, heard))
+        }
+    })?;
+
+    // The client says two lines and goodbye; it then still shows what the
+    // server sends until the server closes.
+    let (lines, mut input) = Input::channel();
+    lines.send(b"hello from the client\nfine, thanks\n\n".to_vec().into())?;
+    let stream = TcpStream::connect(addr)?;
+    let mut shown = Vec::new();
+    let client_ending = conversation::run(
+        stream,
+        addr,
+        &mut input,
+        &mut shown,
+        &options,
+        &Shutdown::never(),
+    )?;
+
+    let (server_ending, heard) = server
+        .join()
+        .map_err(|_| "the server thread panicked")??;
+    println!("client received ({client_ending}):");
+    print!("{}", String::from_utf8_lossy(&shown));
+    println!("server received ({server_ending}):");
+    print!("{}", String::from_utf8_lossy(&heard));
+    Ok(())
+}
