@@ -24,6 +24,11 @@ pub fn display_target(host: &str, port: u16) -> String {
 
 /// Every address `host` resolves to, in the resolver's order.
 pub fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
+    // `[::1]` as people write it in URLs means `::1`.
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     let target = display_target(host, port);
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
@@ -225,6 +230,12 @@ mod tests {
     fn targets_display_ipv6_in_brackets() {
         assert_eq!(display_target("::1", 80), "[::1]:80");
         assert_eq!(display_target("localhost", 80), "localhost:80");
+    }
+
+    #[test]
+    fn bracketed_ipv6_resolves() {
+        let addrs = resolve("[::1]", 80).unwrap();
+        assert_eq!(addrs, ["[::1]:80".parse().unwrap()]);
     }
 
     #[test]
