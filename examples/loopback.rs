@@ -13,29 +13,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
     let options = ConversationOptions::default();
 
-    let server = thread::Builder::new().name("example-server".into()).spawn({
-        let options = options.clone();
-        move || -> duplex::Result<(Ending, Vec<u8>)> {
-            let (stream, peer) = listener.accept().map_err(duplex::Error::Accept)?;
-            // The server's input: two lines. It keeps its side open until it
-            // hears the client's goodbye, then closes cleanly.
-            let (lines, mut input) = Input::channel();
-            for line in ["hello from the server\n", "how are you?\n"] {
-                let _ = lines.send(line.as_bytes().to_vec().into());
+    let server = thread::Builder::new()
+        .name("example-server".into())
+        .spawn({
+            let options = options.clone();
+            move || -> duplex::Result<(Ending, Vec<u8>)> {
+                let (stream, peer) = listener.accept().map_err(duplex::Error::Accept)?;
+                // The server's input: two lines. It keeps its side open until it
+                // hears the client's goodbye, then closes cleanly.
+                let (lines, mut input) = Input::channel();
+                for line in ["hello from the server\n", "how are you?\n"] {
+                    let _ = lines.send(line.as_bytes().to_vec().into());
+                }
+                let mut heard = Vec::new();
+                let ending = conversation::run(
+                    stream,
+                    peer,
+                    &mut input,
+                    &mut heard,
+                    &options,
+                    &Shutdown::never(),
+                )?;
+                drop(lines);
+                Ok((ending, heard))
             }
-            let mut heard = Vec::new();
-            let ending = conversation::run(
-                stream,
-                peer,
-                &mut input,
-                &mut heard,
-                &options,
-                &Shutdown::never(),
-            )?;
-            drop(lines);
-            Ok((ending, heard))
-        }
-    })?;
+        })?;
 
     // The client says two lines and goodbye; it then still shows what the
     // server sends until the server closes.
@@ -52,9 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &Shutdown::never(),
     )?;
 
-    let (server_ending, heard) = server
-        .join()
-        .map_err(|_| "the server thread panicked")??;
+    let (server_ending, heard) = server.join().map_err(|_| "the server thread panicked")??;
     println!("client received ({client_ending}):");
     print!("{}", String::from_utf8_lossy(&shown));
     println!("server received ({server_ending}):");
