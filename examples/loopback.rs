@@ -61,3 +61,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     print!("{}", String::from_utf8_lossy(&heard));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    /// `cargo test` runs the example, so it cannot rot.
+    #[test]
+    fn the_example_runs() {
+        super::main().expect("the loopback example works");
+    }
+}
