@@ -1,0 +1,1289 @@
+//! The relay benchmark of issue 3: bulk throughput and peak memory of
+//! `duplex connect --raw` → `duplex serve --once --raw` (and chat mode)
+//! against OpenBSD `nc`, `socat` and `ncat` doing the same transfer, then the
+//! round-trip latency of one short line through a chat-mode relay, duplex
+//! against `nc`.
+//!
+//! Fairness rules, the same for every tool:
+//! - the data is a file on disk (deterministic text lines, no empty line),
+//!   given to the sender as its stdin; the receiver writes to a file;
+//! - the clock runs from the sender's spawn until both processes have exited;
+//! - the output is verified (length and hash, streamed) after the clock stops;
+//! - peak memory is `VmHWM` from `/proc/PID/status`, sampled every 5 ms;
+//! - the result of each tool is the median of `--runs` runs, interleaved
+//!   tool by tool, so a burst of load elsewhere hits every tool alike.
+//!
+//! Every wait has a deadline; whatever we started is killed by its own
+//! handle (or PID) when one passes, and the temp directory is removed.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+const MIB: u64 = 1024 * 1024;
+/// How long a listener may take to come up.
+const STARTUP: Duration = Duration::from_secs(10);
+/// How often peak memory is sampled.
+const SAMPLE_EVERY: Duration = Duration::from_millis(5);
+/// Round trips run before measuring (connection set-up, warm caches).
+const WARMUP_ROUNDTRIPS: usize = 200;
+/// The line sent on each round trip.
+const PING: &[u8] = b"ping 0123456789 abcdefghij\n";
+
+const USAGE: &str = "\
+usage: bench [relay] [--mib N] [--roundtrips N] [--runs N] [--rss-mib N]
+             [--only TOOLS] [--no-throughput] [--no-latency]
+  --mib N          size of the bulk transfer in MiB (default 1024)
+  --runs N         runs per tool; the median is reported (default 5)
+  --roundtrips N   round trips measured for latency (default 5000)
+  --rss-mib N      also stream N MiB (e.g. 4096) once through duplex raw and
+                   chat, generated and checked on the fly (no temp file), to
+                   see whether peak memory grows with the transfer size
+  --only TOOLS     comma-separated subset of: duplex-raw,duplex-chat,nc,socat,ncat
+  bench room ...   the room benchmark";
+
+struct Options {
+    mib: u64,
+    runs: usize,
+    roundtrips: usize,
+    rss_mib: Option<u64>,
+    only: Option<Vec<String>>,
+    throughput: bool,
+    latency: bool,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        mib: 1024,
+        runs: 5,
+        roundtrips: 5000,
+        rss_mib: None,
+        only: None,
+        throughput: true,
+        latency: true,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
+                .cloned()
+        };
+        let number = |name: &str, v: String| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("{name}: not a positive number: {v}\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--mib" => o.mib = number("--mib", value("--mib")?)?,
+            "--runs" => o.runs = number("--runs", value("--runs")?)? as usize,
+            "--roundtrips" => {
+                o.roundtrips = number("--roundtrips", value("--roundtrips")?)? as usize;
+            }
+            "--rss-mib" => o.rss_mib = Some(number("--rss-mib", value("--rss-mib")?)?),
+            "--only" => {
+                o.only = Some(value("--only")?.split(',').map(str::to_owned).collect());
+            }
+            "--no-throughput" => o.throughput = false,
+            "--no-latency" => o.latency = false,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+        }
+    }
+    Ok(o)
+}
+
+/// Runs the relay benchmark with the command-line arguments after `bench`.
+pub fn main(args: &[String]) -> Result<(), String> {
+    let options = parse(args)?;
+    let duplex = find_duplex()?;
+    let tmp = TempDir::new()?;
+    let peers = Peers::find();
+
+    println!("duplex relay benchmark");
+    println!("  binary: {}", duplex.display());
+    println!(
+        "  machine: {} CPUs, load before: {}",
+        thread::available_parallelism().map_or(0, usize::from),
+        load()
+    );
+    for note in &peers.notes {
+        println!("  note: {note}");
+    }
+
+    let mut rows = Vec::new();
+    if options.throughput {
+        let data = tmp.path.join("data");
+        let out = tmp.path.join("out");
+        let started = Instant::now();
+        let expected = write_data(&data, options.mib * MIB)
+            .map_err(|e| format!("writing {}: {e}", data.display()))?;
+        println!(
+            "  data: {} MiB of text lines, hash {:016x}, generated in {:.1} s",
+            options.mib,
+            expected.hash,
+            started.elapsed().as_secs_f64()
+        );
+        let tools: Vec<Tool> = tools(&duplex, &peers)
+            .into_iter()
+            .filter(|t| {
+                options
+                    .only
+                    .as_ref()
+                    .is_none_or(|only| only.iter().any(|o| o == t.key))
+            })
+            .collect();
+        let mut results: Vec<Vec<Measure>> = tools.iter().map(|_| Vec::new()).collect();
+        for run in 1..=options.runs {
+            for (tool, results) in tools.iter().zip(&mut results) {
+                let m = transfer(tool, Source::File(&data), Sink::File(&out), expected)
+                    .map_err(|e| format!("{} (run {run}): {e}", tool.name))?;
+                eprintln!(
+                    "  run {run}/{}: {:<12} {:>8.1} MiB/s  rss {} / {}",
+                    options.runs,
+                    tool.name,
+                    options.mib as f64 / m.secs,
+                    mib_str(m.rss_send),
+                    mib_str(m.rss_recv)
+                );
+                results.push(m);
+                let _ = std::fs::remove_file(&out);
+            }
+        }
+        let _ = std::fs::remove_file(&data);
+        for (tool, measures) in tools.iter().zip(results) {
+            rows.push(Row::summarise(tool, options.mib, &measures));
+        }
+    }
+
+    let mut big = Vec::new();
+    if let Some(mib) = options.rss_mib {
+        for tool in tools(&duplex, &peers)
+            .into_iter()
+            .filter(|t| t.key.starts_with("duplex"))
+        {
+            let m = transfer(
+                &tool,
+                Source::Stream(mib * MIB),
+                Sink::Stream,
+                Sum::default(),
+            )
+            .map_err(|e| format!("{} ({mib} MiB streamed): {e}", tool.name))?;
+            big.push((tool.name, mib, m));
+        }
+    }
+
+    let mut latencies = Vec::new();
+    if options.latency {
+        match which("taskset") {
+            None => println!("  note: latency skipped: taskset not found (util-linux)"),
+            Some(_) => {
+                latencies.push((
+                    "duplex",
+                    round_trips(Relay::Duplex(&duplex), options.roundtrips)?,
+                ));
+                if peers.nc {
+                    latencies.push(("nc", round_trips(Relay::Nc, options.roundtrips)?));
+                }
+            }
+        }
+    }
+
+    println!("  load after: {}", load());
+    println!();
+    print!("{}", report(&options, &rows, &big, &latencies));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The tools
+
+/// One way of moving the file: a receiver and a sender command.
+struct Tool {
+    key: &'static str,
+    name: &'static str,
+    /// Receiver argv; `{port}` is replaced by the port.
+    receiver: Vec<String>,
+    /// Sender argv; `{port}` is replaced by the port.
+    sender: Vec<String>,
+    /// The receiver prints `listening on ADDR` (duplex); otherwise we pick a
+    /// free port and poll `/proc/net/tcp` for its listener.
+    reports_port: bool,
+}
+
+struct Peers {
+    nc: bool,
+    socat: bool,
+    ncat: bool,
+    notes: Vec<String>,
+}
+
+impl Peers {
+    fn find() -> Peers {
+        let mut notes = Vec::new();
+        let nc = which("nc").is_some() && openbsd_nc();
+        if !nc {
+            notes.push("nc skipped: OpenBSD nc not found (apt-get install netcat-openbsd)".into());
+        }
+        let socat = which("socat").is_some();
+        if !socat {
+            notes.push("socat skipped: not found (apt-get install socat)".into());
+        }
+        let ncat = which("ncat").is_some();
+        if !ncat {
+            notes.push("ncat skipped: not found (apt-get install ncat)".into());
+        }
+        Peers {
+            nc,
+            socat,
+            ncat,
+            notes,
+        }
+    }
+}
+
+fn argv(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|&s| s.to_owned()).collect()
+}
+
+fn tools(duplex: &Path, peers: &Peers) -> Vec<Tool> {
+    let d = duplex.to_str().expect("the binary path is UTF-8");
+    let mut tools = vec![
+        Tool {
+            key: "duplex-raw",
+            name: "duplex raw",
+            // stdin is /dev/null: in raw mode that only half-closes.
+            receiver: argv(&[d, "serve", "--once", "--raw", "-b", "127.0.0.1", "0"]),
+            sender: argv(&[d, "connect", "-q", "--raw", "127.0.0.1", "{port}"]),
+            reports_port: true,
+        },
+        Tool {
+            key: "duplex-chat",
+            name: "duplex chat",
+            // In chat mode an empty stdin would be a goodbye at once, which
+            // would end the sender's conversation: the receiver only listens.
+            receiver: argv(&[d, "serve", "--once", "--recv-only", "-b", "127.0.0.1", "0"]),
+            // The data has no empty line: its EOF is the sender's goodbye.
+            sender: argv(&[d, "connect", "-q", "127.0.0.1", "{port}"]),
+            reports_port: true,
+        },
+    ];
+    if peers.nc {
+        tools.push(Tool {
+            key: "nc",
+            name: "nc",
+            receiver: argv(&["nc", "-l", "127.0.0.1", "{port}"]),
+            sender: argv(&["nc", "-N", "127.0.0.1", "{port}"]),
+            reports_port: false,
+        });
+    }
+    if peers.socat {
+        tools.push(Tool {
+            key: "socat",
+            name: "socat -b 65536",
+            receiver: argv(&[
+                "socat",
+                "-u",
+                "-b",
+                "65536",
+                "TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr",
+                "STDOUT",
+            ]),
+            sender: argv(&[
+                "socat",
+                "-u",
+                "-b",
+                "65536",
+                "STDIN",
+                "TCP:127.0.0.1:{port}",
+            ]),
+            reports_port: false,
+        });
+    }
+    if peers.ncat {
+        tools.push(Tool {
+            key: "ncat",
+            name: "ncat",
+            receiver: argv(&["ncat", "--recv-only", "-l", "127.0.0.1", "{port}"]),
+            sender: argv(&["ncat", "--send-only", "127.0.0.1", "{port}"]),
+            reports_port: false,
+        });
+    }
+    tools
+}
+
+fn openbsd_nc() -> bool {
+    Command::new("nc")
+        .arg("-h")
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|o| {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            text.contains("OpenBSD")
+        })
+}
+
+fn which(prog: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(prog))
+        .find(|p| p.is_file())
+}
+
+/// The release binary next to this example (`target/release/examples/bench`
+/// → `target/release/duplex`), whatever the target directory is.
+fn find_duplex() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("where am I? {e}"))?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("unexpected location {}", exe.display()))?;
+    let duplex = dir.join("duplex");
+    if !duplex.is_file() {
+        return Err(format!(
+            "no binary at {}: build it first with `cargo build --release` \
+             (with the same CARGO_TARGET_DIR), then run \
+             `cargo run --release --example bench`",
+            duplex.display()
+        ));
+    }
+    if dir.file_name().is_some_and(|n| n != "release") {
+        eprintln!(
+            "bench: warning: {} is not a release build",
+            duplex.display()
+        );
+    }
+    let built = modified(&duplex);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let newest = std::fs::read_dir(&src)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| modified(&e.path()))
+        .max();
+    if let (Some(built), Some(newest)) = (built, newest)
+        && newest > built
+    {
+        eprintln!(
+            "bench: warning: {} is older than {}: run `cargo build --release` first",
+            duplex.display(),
+            src.display()
+        );
+    }
+    Ok(duplex)
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    path.metadata().and_then(|m| m.modified()).ok()
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+// ---------------------------------------------------------------------------
+// The data
+
+/// Length and hash of a byte stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Sum {
+    len: u64,
+    hash: u64,
+}
+
+/// A fast streaming hash (not cryptographic): eight bytes per multiply, so
+/// checking a gigabyte costs a fraction of a second. The result does not
+/// depend on how the stream is cut into pieces.
+struct Hasher {
+    state: u64,
+    len: u64,
+    tail: [u8; 8],
+    tail_len: usize,
+}
+
+impl Hasher {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    fn new() -> Hasher {
+        Hasher {
+            state: 0x243f_6a88_85a3_08d3,
+            len: 0,
+            tail: [0; 8],
+            tail_len: 0,
+        }
+    }
+
+    fn mix(&mut self, word: u64) {
+        self.state = (self.state ^ word).wrapping_mul(Self::K).rotate_left(29);
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        self.len += data.len() as u64;
+        if self.tail_len > 0 {
+            let take = (8 - self.tail_len).min(data.len());
+            self.tail[self.tail_len..self.tail_len + take].copy_from_slice(&data[..take]);
+            self.tail_len += take;
+            data = &data[take..];
+            if self.tail_len < 8 {
+                return;
+            }
+            self.mix(u64::from_le_bytes(self.tail));
+            self.tail_len = 0;
+        }
+        let mut words = data.chunks_exact(8);
+        for word in &mut words {
+            self.mix(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+        }
+        let rest = words.remainder();
+        self.tail[..rest.len()].copy_from_slice(rest);
+        self.tail_len = rest.len();
+    }
+
+    fn finish(mut self) -> Sum {
+        let mut last = [0u8; 8];
+        last[..self.tail_len].copy_from_slice(&self.tail[..self.tail_len]);
+        self.mix(u64::from_le_bytes(last));
+        self.mix(self.len);
+        Sum {
+            len: self.len,
+            hash: self.state,
+        }
+    }
+}
+
+/// Deterministic text: lines of words, about 60 to 100 bytes each, never an
+/// empty line, exactly `total` bytes ending in `\n`.
+struct Generator {
+    rng: u64,
+    left: u64,
+}
+
+const WORDS: &[&str] = &[
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dog",
+    "socket",
+    "thread",
+    "channel",
+    "buffer",
+    "duplex",
+    "relay",
+    "stream",
+    "bytes",
+    "line",
+    "peer",
+    "server",
+    "client",
+    "listen",
+    "accept",
+    "connect",
+    "send",
+    "receive",
+    "close",
+    "half",
+    "full",
+    "goodbye",
+    "hello",
+    "linger",
+    "timeout",
+    "loopback",
+    "kernel",
+    "pipe",
+    "file",
+    "data",
+    "chunk",
+    "scan",
+    "memchr",
+    "fast",
+    "slow",
+    "bounded",
+    "queue",
+    "event",
+    "select",
+    "coordinator",
+    "network",
+    "packet",
+    "window",
+    "flow",
+    "control",
+    "zero",
+    "copy",
+    "raw",
+    "chat",
+    "mode",
+    "text",
+    "words",
+    "random",
+    "seed",
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+];
+
+impl Generator {
+    fn new(total: u64) -> Generator {
+        Generator {
+            rng: 0x5eed_d00d_cafe_f00d,
+            left: total,
+        }
+    }
+
+    fn next(&mut self) -> u64 {
+        // splitmix64
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Appends whole lines to `buf` until it holds at least `want` bytes or
+    /// the data is complete. Returns false once nothing is left.
+    fn fill(&mut self, buf: &mut Vec<u8>, want: usize) -> bool {
+        while buf.len() < want && self.left > 0 {
+            if self.left < 256 {
+                // The last line: letters up to the exact size (at least two
+                // bytes are left here, so it is never empty).
+                let n = self.left as usize;
+                buf.extend(std::iter::repeat_n(b'z', n - 1));
+                buf.push(b'\n');
+                self.left = 0;
+                break;
+            }
+            let start = buf.len();
+            let target = 60 + (self.next() % 41) as usize;
+            let mut r = self.next();
+            loop {
+                if r < 64 {
+                    r = self.next();
+                }
+                let word = WORDS[(r % WORDS.len() as u64) as usize];
+                r /= WORDS.len() as u64;
+                buf.extend_from_slice(word.as_bytes());
+                if buf.len() - start >= target {
+                    break;
+                }
+                buf.push(b' ');
+            }
+            buf.push(b'\n');
+            self.left -= (buf.len() - start) as u64;
+        }
+        self.left > 0 || !buf.is_empty()
+    }
+}
+
+fn write_data(path: &Path, total: u64) -> io::Result<Sum> {
+    let mut file = File::create(path)?;
+    let mut generator = Generator::new(total);
+    let mut hasher = Hasher::new();
+    let mut buf = Vec::with_capacity(MIB as usize + 256);
+    loop {
+        buf.clear();
+        if !generator.fill(&mut buf, MIB as usize) {
+            break;
+        }
+        hasher.update(&buf);
+        file.write_all(&buf)?;
+    }
+    Ok(hasher.finish())
+}
+
+fn hash_stream(mut reader: impl Read) -> io::Result<Sum> {
+    let mut hasher = Hasher::new();
+    let mut buf = vec![0u8; MIB as usize];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(hasher.finish()),
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    fn new() -> Result<TempDir, String> {
+        let path = std::env::temp_dir().join(format!("duplex-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+        Ok(TempDir { path })
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+
+/// A child we started: killed (by its own handle) and reaped on drop.
+struct Proc {
+    name: String,
+    child: Child,
+    status: Option<ExitStatus>,
+    stderr: Option<thread::JoinHandle<String>>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(argv: &[String], stdin: Stdio, stdout: Stdio) -> Result<Proc, String> {
+        let name = argv.join(" ");
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("could not start `{name}`: {e}"))?;
+        let pipe = child.stderr.take().expect("stderr is piped");
+        let (tx, lines) = mpsc::channel();
+        let stderr = thread::Builder::new()
+            .name("bench-stderr".into())
+            .spawn(move || read_stderr(pipe, &tx))
+            .map_err(|e| format!("could not start a thread: {e}"))?;
+        Ok(Proc {
+            name,
+            child,
+            status: None,
+            stderr: Some(stderr),
+            lines,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Has it exited? (Reaps it when it has.)
+    fn poll(&mut self) -> Result<bool, String> {
+        if self.status.is_none() {
+            self.status = self
+                .child
+                .try_wait()
+                .map_err(|e| format!("waiting for `{}`: {e}", self.name))?;
+        }
+        Ok(self.status.is_some())
+    }
+
+    /// Waits for a `listening on ADDR` line and returns the port.
+    fn listening_port(&mut self) -> Result<u16, String> {
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(addr) = line.strip_prefix("listening on ") {
+                        return addr
+                            .rsplit(':')
+                            .next()
+                            .and_then(|p| p.trim().parse().ok())
+                            .ok_or_else(|| format!("`{}`: bad line {line:?}", self.name));
+                    }
+                }
+                Err(_) => {
+                    let stderr = self.finish_stderr();
+                    return Err(format!(
+                        "`{}` did not print `listening on` within {STARTUP:?}: {stderr}",
+                        self.name,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Exit status, or an error saying what went wrong, with its stderr.
+    fn check(&mut self) -> Result<(), String> {
+        match self.status {
+            Some(s) if s.success() => Ok(()),
+            Some(s) => {
+                let stderr = self.finish_stderr();
+                Err(format!("`{}` {s}: {stderr}", self.name))
+            }
+            None => Err(format!("`{}` still running", self.name)),
+        }
+    }
+
+    fn finish_stderr(&mut self) -> String {
+        if self.status.is_none() {
+            self.kill();
+        }
+        self.stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+            .trim_end()
+            .to_owned()
+    }
+
+    fn kill(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            self.status = self.child.wait().ok();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn read_stderr(pipe: ChildStderr, lines: &mpsc::Sender<String>) -> String {
+    let mut all = String::new();
+    for line in BufReader::new(pipe).lines() {
+        let Ok(line) = line else { break };
+        all.push_str(&line);
+        all.push('\n');
+        let _ = lines.send(line);
+    }
+    all
+}
+
+/// Peak resident memory (`VmHWM`) in bytes, while the process lives.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// A port that was free a moment ago, for peers that cannot report theirs.
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("could not find a free port: {e}"))
+}
+
+/// Polls `/proc/net/tcp` until `port` is in LISTEN state (a probe
+/// connection would be some peers' one conversation).
+fn wait_listen(port: u16, proc: &mut Proc) -> Result<(), String> {
+    let deadline = Instant::now() + STARTUP;
+    let needle = format!(":{port:04X} ");
+    loop {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        let listening = table.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 3 && format!("{} ", fields[1]).ends_with(&needle) && fields[3] == "0A"
+        });
+        if listening {
+            return Ok(());
+        }
+        if proc.poll()? || Instant::now() > deadline {
+            let stderr = proc.finish_stderr();
+            return Err(format!(
+                "`{}` did not listen on port {port}: {stderr}",
+                proc.name
+            ));
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Throughput
+
+enum Source<'a> {
+    File(&'a Path),
+    /// Generate this many bytes into the sender's stdin on the fly.
+    Stream(u64),
+}
+
+enum Sink<'a> {
+    File(&'a Path),
+    /// Hash the receiver's stdout on the fly.
+    Stream,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Measure {
+    secs: f64,
+    rss_send: u64,
+    rss_recv: u64,
+}
+
+fn with_port(argv: &[String], port: u16) -> Vec<String> {
+    argv.iter()
+        .map(|a| a.replace("{port}", &port.to_string()))
+        .collect()
+}
+
+/// One transfer; `expected` is checked for file sources (streamed sources
+/// are checked against what was generated).
+fn transfer(tool: &Tool, source: Source, sink: Sink, expected: Sum) -> Result<Measure, String> {
+    let total = match source {
+        Source::File(path) => path.metadata().map(|m| m.len()).unwrap_or(0),
+        Source::Stream(n) => n,
+    };
+    // Generous: even 50 MiB/s would finish in time.
+    let deadline_after = Duration::from_secs(30) + Duration::from_secs(total / (50 * MIB));
+
+    let port = if tool.reports_port { 0 } else { free_port()? };
+    let stdout = match sink {
+        Sink::File(path) => Stdio::from(
+            File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?,
+        ),
+        Sink::Stream => Stdio::piped(),
+    };
+    let mut receiver = Proc::spawn(&with_port(&tool.receiver, port), Stdio::null(), stdout)?;
+    let sink_thread = match sink {
+        Sink::File(_) => None,
+        Sink::Stream => {
+            let pipe = receiver.child.stdout.take().expect("stdout is piped");
+            Some(thread::spawn(move || hash_stream(pipe)))
+        }
+    };
+    let port = if tool.reports_port {
+        receiver.listening_port()?
+    } else {
+        wait_listen(port, &mut receiver)?;
+        port
+    };
+
+    let (stdin, generated) = match source {
+        Source::File(path) => (
+            Stdio::from(File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?),
+            None,
+        ),
+        Source::Stream(_) => (Stdio::piped(), Some(())),
+    };
+    let start = Instant::now();
+    let mut sender = Proc::spawn(&with_port(&tool.sender, port), stdin, Stdio::null())?;
+    let source_thread = generated.map(|()| {
+        let mut pipe = sender.child.stdin.take().expect("stdin is piped");
+        thread::spawn(move || -> io::Result<Sum> {
+            let mut generator = Generator::new(total);
+            let mut hasher = Hasher::new();
+            let mut buf = Vec::with_capacity(MIB as usize + 256);
+            loop {
+                buf.clear();
+                if !generator.fill(&mut buf, MIB as usize) {
+                    break;
+                }
+                hasher.update(&buf);
+                pipe.write_all(&buf)?;
+            }
+            Ok(hasher.finish())
+        })
+    });
+
+    let deadline = start + deadline_after;
+    let (mut rss_send, mut rss_recv) = (0, 0);
+    let mut next_sample = start;
+    let end = loop {
+        let now = Instant::now();
+        if now >= next_sample {
+            if let Some(r) = peak_rss(sender.pid()).filter(|_| sender.status.is_none()) {
+                rss_send = rss_send.max(r);
+            }
+            if let Some(r) = peak_rss(receiver.pid()).filter(|_| receiver.status.is_none()) {
+                rss_recv = rss_recv.max(r);
+            }
+            next_sample = now + SAMPLE_EVERY;
+        }
+        let sent = sender.poll()?;
+        let received = receiver.poll()?;
+        if sent && received {
+            break Instant::now();
+        }
+        if now > deadline {
+            sender.kill();
+            receiver.kill();
+            return Err(format!(
+                "not done after {deadline_after:?} (killed)\nsender: {}\nreceiver: {}",
+                sender.finish_stderr(),
+                receiver.finish_stderr()
+            ));
+        }
+        thread::sleep(Duration::from_micros(500));
+    };
+    sender.check()?;
+    receiver.check()?;
+
+    let expected = match source_thread {
+        None => expected,
+        Some(t) => t
+            .join()
+            .map_err(|_| "the generator thread panicked".to_owned())?
+            .map_err(|e| format!("feeding the sender: {e}"))?,
+    };
+    let got = match (sink, sink_thread) {
+        (Sink::File(path), _) => File::open(path).and_then(hash_stream),
+        (Sink::Stream, Some(t)) => t
+            .join()
+            .map_err(|_| "the hash thread panicked".to_owned())?,
+        (Sink::Stream, None) => unreachable!("a streamed sink has its thread"),
+    }
+    .map_err(|e| format!("reading the output: {e}"))?;
+    if got != expected {
+        return Err(format!(
+            "output differs: got {} bytes (hash {:016x}), sent {} bytes (hash {:016x})",
+            got.len, got.hash, expected.len, expected.hash
+        ));
+    }
+    if rss_send == 0 || rss_recv == 0 {
+        eprintln!(
+            "bench: warning: {}: no memory sample (too fast?)",
+            tool.name
+        );
+    }
+    Ok(Measure {
+        secs: (end - start).as_secs_f64(),
+        rss_send,
+        rss_recv,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Round trips
+
+enum Relay<'a> {
+    Duplex(&'a Path),
+    Nc,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Latency {
+    p50: f64,
+    p99: f64,
+}
+
+/// A chat-mode relay whose stdout is wired straight back into its own stdin
+/// (both ends of one pipe: no extra process or thread on the path), a client
+/// that sends one line and waits for its echo, both on CPU 0.
+fn round_trips(relay: Relay, count: usize) -> Result<Latency, String> {
+    let (read_end, write_end) = io::pipe().map_err(|e| format!("pipe: {e}"))?;
+    let (server_argv, client_argv, port) = match relay {
+        Relay::Duplex(duplex) => {
+            let d = duplex.to_str().expect("the binary path is UTF-8");
+            (
+                argv(&[
+                    "taskset",
+                    "-c",
+                    "0",
+                    d,
+                    "serve",
+                    "--once",
+                    "-b",
+                    "127.0.0.1",
+                    "0",
+                ]),
+                argv(&[
+                    "taskset",
+                    "-c",
+                    "0",
+                    d,
+                    "connect",
+                    "-q",
+                    "127.0.0.1",
+                    "{port}",
+                ]),
+                0,
+            )
+        }
+        Relay::Nc => (
+            argv(&["taskset", "-c", "0", "nc", "-l", "127.0.0.1", "{port}"]),
+            argv(&["taskset", "-c", "0", "nc", "-N", "127.0.0.1", "{port}"]),
+            free_port()?,
+        ),
+    };
+    let mut server = Proc::spawn(
+        &with_port(&server_argv, port),
+        Stdio::from(read_end),
+        Stdio::from(write_end),
+    )?;
+    let port = match relay {
+        Relay::Duplex(_) => server.listening_port()?,
+        Relay::Nc => {
+            wait_listen(port, &mut server)?;
+            port
+        }
+    };
+    let mut client = Proc::spawn(
+        &with_port(&client_argv, port),
+        Stdio::piped(),
+        Stdio::piped(),
+    )?;
+    let mut input = client.child.stdin.take().expect("stdin is piped");
+    let mut output = BufReader::new(client.child.stdout.take().expect("stdout is piped"));
+
+    // A watchdog kills both (by PID, before they are reaped) if the round
+    // trips hang; a blocked read then sees EOF.
+    let total = Duration::from_secs(30) + Duration::from_millis(count as u64);
+    let (cancel, cancelled) = mpsc::channel::<()>();
+    let pids = [server.pid(), client.pid()];
+    let watchdog = thread::spawn(move || {
+        if cancelled.recv_timeout(total) == Err(mpsc::RecvTimeoutError::Timeout) {
+            for pid in pids {
+                let _ = Command::new("kill")
+                    .arg("-KILL")
+                    .arg(pid.to_string())
+                    .status();
+            }
+        }
+    });
+
+    let mut times = Vec::with_capacity(count);
+    let mut line = Vec::with_capacity(64);
+    let mut failure = None;
+    for i in 0..WARMUP_ROUNDTRIPS + count {
+        let t = Instant::now();
+        line.clear();
+        let echoed = input
+            .write_all(PING)
+            .and_then(|()| input.flush())
+            .and_then(|()| output.read_until(b'\n', &mut line));
+        let elapsed = t.elapsed();
+        match echoed {
+            Ok(_) if line == PING => {}
+            Ok(_) => {
+                failure = Some(format!(
+                    "round trip {i}: got {:?}",
+                    line.escape_ascii().to_string()
+                ));
+                break;
+            }
+            Err(e) => {
+                failure = Some(format!("round trip {i}: {e}"));
+                break;
+            }
+        }
+        if i >= WARMUP_ROUNDTRIPS {
+            times.push(elapsed);
+        }
+    }
+    let _ = cancel.send(());
+    let _ = watchdog.join();
+
+    // End: the client's EOF is its goodbye; both should exit on their own.
+    drop(input);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(client.poll()? && server.poll()?) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(2));
+    }
+    let lingering = [&mut client, &mut server]
+        .into_iter()
+        .filter_map(|p| (!p.poll().unwrap_or(true)).then(|| p.name.clone()))
+        .collect::<Vec<_>>();
+    if !lingering.is_empty() {
+        eprintln!("bench: note: still running after the round trips, killed: {lingering:?}");
+    }
+    if let Some(failure) = failure {
+        return Err(format!(
+            "{failure}\nserver: {}\nclient: {}",
+            server.finish_stderr(),
+            client.finish_stderr()
+        ));
+    }
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e6;
+    Ok(Latency {
+        p50: at(0.50),
+        p99: at(0.99),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// The report
+
+struct Row {
+    key: &'static str,
+    name: &'static str,
+    mib_s: f64,
+    secs: f64,
+    rss_send: u64,
+    rss_recv: u64,
+}
+
+impl Row {
+    fn summarise(tool: &Tool, mib: u64, measures: &[Measure]) -> Row {
+        let mut secs: Vec<f64> = measures.iter().map(|m| m.secs).collect();
+        secs.sort_by(f64::total_cmp);
+        let median = secs[secs.len() / 2];
+        Row {
+            key: tool.key,
+            name: tool.name,
+            mib_s: mib as f64 / median,
+            secs: median,
+            rss_send: measures.iter().map(|m| m.rss_send).max().unwrap_or(0),
+            rss_recv: measures.iter().map(|m| m.rss_recv).max().unwrap_or(0),
+        }
+    }
+}
+
+fn mib_str(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / MIB as f64)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT met" }
+}
+
+fn report(
+    options: &Options,
+    rows: &[Row],
+    big: &[(&str, u64, Measure)],
+    latencies: &[(&str, Latency)],
+) -> String {
+    let mut s = String::new();
+    if !rows.is_empty() {
+        let _ = writeln!(
+            s,
+            "throughput: {} MiB over loopback, median of {} runs",
+            options.mib, options.runs
+        );
+        let _ = writeln!(
+            s,
+            "| tool | MiB/s | wall s | peak RSS sender | peak RSS receiver |"
+        );
+        let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: |");
+        for r in rows {
+            let _ = writeln!(
+                s,
+                "| {} | {:.0} | {:.3} | {} | {} |",
+                r.name,
+                r.mib_s,
+                r.secs,
+                mib_str(r.rss_send),
+                mib_str(r.rss_recv)
+            );
+        }
+        let _ = writeln!(s);
+    }
+    if !big.is_empty() {
+        let _ = writeln!(
+            s,
+            "memory check: streamed (generated and hashed by the bench on the fly)"
+        );
+        let _ = writeln!(
+            s,
+            "| tool | MiB | MiB/s | peak RSS sender | peak RSS receiver |"
+        );
+        let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: |");
+        for (name, mib, m) in big {
+            let _ = writeln!(
+                s,
+                "| {name} | {mib} | {:.0} | {} | {} |",
+                *mib as f64 / m.secs,
+                mib_str(m.rss_send),
+                mib_str(m.rss_recv)
+            );
+        }
+        let _ = writeln!(s);
+    }
+    if !latencies.is_empty() {
+        let _ = writeln!(
+            s,
+            "round trip: {} lines through a chat-mode relay, both processes on `taskset -c 0`",
+            options.roundtrips
+        );
+        let _ = writeln!(s, "| relay | p50 µs | p99 µs |");
+        let _ = writeln!(s, "| --- | ---: | ---: |");
+        for (name, l) in latencies {
+            let _ = writeln!(s, "| {name} | {:.1} | {:.1} |", l.p50, l.p99);
+        }
+        let _ = writeln!(s);
+    }
+
+    let _ = writeln!(s, "targets (issue 3):");
+    let find = |key: &str| rows.iter().find(|r| r.key == key);
+    if let Some(raw) = find("duplex-raw") {
+        let best = rows
+            .iter()
+            .filter(|r| !r.key.starts_with("duplex"))
+            .max_by(|a, b| a.mib_s.total_cmp(&b.mib_s));
+        if let Some(best) = best {
+            let ratio = raw.mib_s / best.mib_s;
+            let _ = writeln!(
+                s,
+                "- duplex raw / best peer ({}): {ratio:.2} (target >= 1.2): {}",
+                best.name,
+                verdict(ratio >= 1.2)
+            );
+        }
+        if let Some(chat) = find("duplex-chat") {
+            let ratio = chat.mib_s / raw.mib_s;
+            let _ = writeln!(
+                s,
+                "- duplex chat / duplex raw: {ratio:.2} (target >= 0.8): {}",
+                verdict(ratio >= 0.8)
+            );
+        }
+    }
+    let duplex_rss = rows
+        .iter()
+        .filter(|r| r.key.starts_with("duplex"))
+        .map(|r| r.rss_send.max(r.rss_recv))
+        .chain(big.iter().map(|(_, _, m)| m.rss_send.max(m.rss_recv)))
+        .max();
+    if let Some(peak) = duplex_rss {
+        let _ = writeln!(
+            s,
+            "- duplex peak RSS: {} (target <= 16 MiB): {}",
+            mib_str(peak),
+            verdict(peak <= 16 * MIB)
+        );
+    }
+    if !big.is_empty() && !rows.is_empty() {
+        let small = rows
+            .iter()
+            .filter(|r| r.key.starts_with("duplex"))
+            .map(|r| r.rss_send.max(r.rss_recv))
+            .max()
+            .unwrap_or(0);
+        let large = big
+            .iter()
+            .map(|(_, _, m)| m.rss_send.max(m.rss_recv))
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(
+            s,
+            "- peak RSS, {} MiB vs {} MiB: {} vs {} (bounded: not more for the larger): {}",
+            options.rss_mib.unwrap_or(0),
+            options.mib,
+            mib_str(large),
+            mib_str(small),
+            // One page table's worth of noise is not growth.
+            verdict(large <= small + MIB / 2)
+        );
+    }
+    let lat = |name: &str| latencies.iter().find(|(n, _)| *n == name).map(|(_, l)| *l);
+    if let (Some(d), Some(nc)) = (lat("duplex"), lat("nc")) {
+        let ratio = d.p50 / nc.p50;
+        let _ = writeln!(
+            s,
+            "- round-trip p50 duplex / nc: {ratio:.2} (target <= 1.5): {}",
+            verdict(ratio <= 1.5)
+        );
+    }
+    s
+}
