@@ -4,16 +4,78 @@
 use crate::options::{
     Command, ConnectOptions, ConversationOptions, Mode, RoomOptions, ServeOptions,
 };
-use clap::{Args, Parser, Subcommand};
+use crate::view::{ColorChoice, ViewOptions};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use std::io::{self, Write};
 use std::time::Duration;
 
 /// A threaded, full-duplex TCP chat tool: a friendlier, safer netcat.
 #[derive(Debug, Parser)]
-#[command(name = "duplex", version, propagate_version = true)]
+#[command(
+    name = "duplex",
+    version,
+    propagate_version = true,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
+    /// Print a man page or shell completions on stdout, then exit.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub generate: Option<Generate>,
     /// What to do.
     #[command(subcommand)]
-    pub command: Sub,
+    pub command: Option<Sub>,
+}
+
+/// `--generate KIND`: what packagers ship next to the binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    /// A roff man page, `duplex.1`.
+    Man,
+    /// Bash completions.
+    CompleteBash,
+    /// Zsh completions.
+    CompleteZsh,
+    /// Fish completions.
+    CompleteFish,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Action {
+    /// Print a man page or completions.
+    Generate(Generate),
+    /// Serve or connect.
+    Run(Sub),
+}
+
+impl Cli {
+    /// What to do. Neither a subcommand nor `--generate` is clap's usage
+    /// error: it prints the message and exits 2.
+    pub fn action(self) -> Action {
+        match (self.generate, self.command) {
+            (Some(kind), _) => Action::Generate(kind),
+            (None, Some(sub)) => Action::Run(sub),
+            (None, None) => Cli::command()
+                .error(
+                    clap::error::ErrorKind::MissingSubcommand,
+                    "a subcommand is required: serve or connect (or --generate)",
+                )
+                .exit(),
+        }
+    }
+}
+
+/// Writes the man page or completions for `kind` to `out`.
+pub fn generate(kind: Generate, out: &mut dyn Write) -> io::Result<()> {
+    let mut command = Cli::command();
+    let shell = match kind {
+        Generate::Man => return clap_mangen::Man::new(command).render(out),
+        Generate::CompleteBash => clap_complete::Shell::Bash,
+        Generate::CompleteZsh => clap_complete::Shell::Zsh,
+        Generate::CompleteFish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut command, "duplex", out);
+    Ok(())
 }
 
 /// The subcommands.
@@ -102,6 +164,24 @@ pub struct CommonArgs {
     /// Diagnostics on stderr (repeat for more: -vv, -vvv); RUST_LOG also works.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Colour in the terminal view (auto: not when NO_COLOR is set). Piped
+    /// output never gets colour.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorArg,
+    /// In the terminal view, prefix each line with the local time (HH:MM:SS).
+    #[arg(long)]
+    pub timestamps: bool,
+}
+
+/// `--color WHEN`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    /// Colour on a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Colour whenever the terminal view is on.
+    Always,
+    /// No colour.
+    Never,
 }
 
 /// Parses SECS: a non-negative number of seconds, fractions allowed.
@@ -117,10 +197,10 @@ pub fn parse_secs(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("'{text}' is not a usable number of seconds"))
 }
 
-impl Cli {
+impl Sub {
     /// The options shared by both subcommands.
     pub fn common(&self) -> &CommonArgs {
-        match &self.command {
+        match self {
             Sub::Serve(serve) => &serve.common,
             Sub::Connect(connect) => &connect.common,
         }
@@ -129,7 +209,7 @@ impl Cli {
     /// The validated command for the engine. `input_is_terminal` says whether
     /// stdin is a terminal (raw mode then ends on the peer's EOF).
     pub fn into_command(self, input_is_terminal: bool) -> Command {
-        match self.command {
+        match self {
             Sub::Serve(serve) => Command::Serve(ServeOptions {
                 bind: serve.bind,
                 port: serve.port,
@@ -152,6 +232,19 @@ impl Cli {
 }
 
 impl CommonArgs {
+    /// How the terminal view looks (its Ctrl-C trigger is the caller's).
+    pub fn view(&self) -> ViewOptions {
+        ViewOptions {
+            color: match self.color {
+                ColorArg::Auto => ColorChoice::Auto,
+                ColorArg::Always => ColorChoice::Always,
+                ColorArg::Never => ColorChoice::Never,
+            },
+            timestamps: self.timestamps,
+            interrupt: None,
+        }
+    }
+
     fn conversation(&self, input_is_terminal: bool) -> ConversationOptions {
         ConversationOptions {
             mode: if self.raw { Mode::Raw } else { Mode::Chat },
@@ -186,8 +279,11 @@ mod tests {
     #[test]
     fn options_go_after_the_subcommand() {
         let cli = Cli::try_parse_from(["duplex", "serve", "-q", "--linger", "0.5", "0"]).unwrap();
-        assert!(cli.common().quiet);
-        let Command::Serve(serve) = cli.into_command(false) else {
+        let Action::Run(sub) = cli.action() else {
+            panic!("expected a subcommand")
+        };
+        assert!(sub.common().quiet);
+        let Command::Serve(serve) = sub.into_command(false) else {
             panic!("expected serve")
         };
         assert_eq!(serve.conversation.linger, Duration::from_millis(500));
@@ -195,5 +291,18 @@ mod tests {
         assert!(Cli::try_parse_from(["duplex", "serve", "--room", "--raw", "0"]).is_err());
         assert!(Cli::try_parse_from(["duplex", "serve", "99999"]).is_err());
         assert!(Cli::try_parse_from(["duplex", "connect", "h", "1", "--linger", "-1"]).is_err());
+    }
+
+    #[test]
+    fn generate_needs_no_subcommand_and_excludes_one() {
+        let cli = Cli::try_parse_from(["duplex", "--generate", "man"]).unwrap();
+        assert!(matches!(cli.action(), Action::Generate(Generate::Man)));
+        assert!(Cli::try_parse_from(["duplex", "--generate", "nonsense"]).is_err());
+        assert!(
+            Cli::try_parse_from(["duplex", "connect", "--color", "sometimes", "h", "1"]).is_err()
+        );
+        let mut page = Vec::new();
+        generate(Generate::Man, &mut page).unwrap();
+        assert!(String::from_utf8_lossy(&page).contains(".TH"));
     }
 }

@@ -54,6 +54,7 @@ pub mod room;
 pub mod serve;
 pub mod shutdown;
 pub mod status;
+pub mod view;
 
 pub use conversation::Ending;
 pub use error::{Error, Result};
@@ -74,11 +75,54 @@ pub fn run(command: &Command, shutdown: &Shutdown, status: &Status) -> Result<En
         stdin_input()?
     };
     let mut output = stdout_output()?;
+    run_on(command, &mut input, &mut output, shutdown, status)
+}
+
+/// Like [`run`], but with the interactive terminal view ([`view`]) when
+/// stdin and stdout are terminals; otherwise exactly [`run`], so pipes stay
+/// byte-exact.
+pub fn run_interactive(
+    command: &Command,
+    shutdown: &Shutdown,
+    status: &Status,
+    options: &view::ViewOptions,
+) -> Result<Ending> {
+    if !view::wanted(command) {
+        return run(command, shutdown, status);
+    }
+    let room = matches!(command, Command::Serve(serve) if serve.room.is_some());
+    let view::Parts {
+        view,
+        mut input,
+        mut output,
+        status_sink,
+    } = view::View::start(options, room).map_err(|source| Error::Local {
+        op: "could not start the terminal view",
+        source,
+    })?;
+    let status = if view::stderr_is_stdout() {
+        status.to_sink(status_sink)
+    } else {
+        status.clone()
+    };
+    let ending = run_on(command, &mut input, &mut output, shutdown, &status);
+    // The editor may be waiting to hand over a line: let it go first.
+    drop(input);
+    drop(output);
+    view.finish();
+    ending
+}
+
+fn run_on(
+    command: &Command,
+    input: &mut Input,
+    output: &mut (dyn Write + Send),
+    shutdown: &Shutdown,
+    status: &Status,
+) -> Result<Ending> {
     match command {
-        Command::Serve(options) => serve::serve(options, &mut input, &mut output, shutdown, status),
-        Command::Connect(options) => {
-            connect::connect(options, &mut input, &mut output, shutdown, status)
-        }
+        Command::Serve(options) => serve::serve(options, input, output, shutdown, status),
+        Command::Connect(options) => connect::connect(options, input, output, shutdown, status),
     }
 }
 

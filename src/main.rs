@@ -3,37 +3,52 @@
 //! "Endings and exit codes"). Everything else lives in the library.
 
 use clap::Parser;
-use duplex::cli::Cli;
+use duplex::cli::{Action, Cli};
 use duplex::{Ending, Status};
 use std::io::{self, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 fn main() -> ExitCode {
     // Usage errors exit 2 with clap's message; --help and --version exit 0.
-    let cli = Cli::parse();
-    let common = cli.common();
+    let sub = match Cli::parse().action() {
+        Action::Generate(kind) => return generate(kind),
+        Action::Run(sub) => sub,
+    };
+    let common = sub.common();
     init_tracing(common.verbose);
     let status = Status::stderr(common.quiet);
+    let mut view = common.view();
 
     let (trigger, shutdown) = duplex::shutdown_channel();
-    // First Ctrl-C/SIGTERM: every conversation closes gracefully, then we exit
-    // 130. A second one: exit at once.
-    if let Err(error) = ctrlc::set_handler(move || {
-        if !trigger.fire() {
-            std::process::exit(130);
-        }
-    }) {
+    let trigger = Arc::new(trigger);
+    view.interrupt = Some(Arc::clone(&trigger));
+    // First Ctrl-C/SIGTERM (or Ctrl-C typed in the terminal view): every
+    // conversation closes gracefully, then we exit 130. A second one:
+    // restore the terminal and exit at once.
+    if let Err(error) = ctrlc::set_handler(move || duplex::view::interrupt(&trigger)) {
         tracing::warn!(%error, "could not install the Ctrl-C handler");
     }
 
-    let command = cli.into_command(duplex::stdin_is_terminal());
-    match duplex::run(&command, &shutdown, &status) {
+    let command = sub.into_command(duplex::stdin_is_terminal());
+    match duplex::run_interactive(&command, &shutdown, &status, &view) {
         Ok(Ending::Interrupted) => ExitCode::from(130),
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
             let _ = writeln!(io::stderr(), "duplex: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `--generate`: a man page or completions on stdout; a closed pipe is fine.
+fn generate(kind: duplex::cli::Generate) -> ExitCode {
+    match duplex::cli::generate(kind, &mut io::stdout().lock()) {
+        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => {
+            let _ = writeln!(io::stderr(), "duplex: {error}");
+            ExitCode::FAILURE
+        }
+        _ => ExitCode::SUCCESS,
     }
 }
 

@@ -44,6 +44,14 @@ impl Status {
         Status { quiet, sink }
     }
 
+    /// The same status lines (quiet or not), sent to `sink` instead.
+    pub fn to_sink(&self, sink: Sink) -> Self {
+        Status {
+            quiet: self.quiet,
+            sink,
+        }
+    }
+
     /// No status lines at all.
     pub fn silent() -> Self {
         Status::stderr(true)

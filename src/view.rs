@@ -1,0 +1,647 @@
+//! The interactive terminal view (issue 5): a prompt line at the bottom for
+//! typing, the peer's lines printed above it, and the typed text never lost
+//! or garbled whatever arrives meanwhile.
+//!
+//! It exists only when stdin and stdout are both terminals, in chat mode, and
+//! not `--recv-only` ([`wanted`]). Otherwise none of this runs and stdout gets
+//! exactly the peer's bytes (SPEC, "Chat mode"): colour and markers can only
+//! reach a terminal, whatever `--color` says.
+//!
+//! ```text
+//!  keys ──▶ duplex-view-editor ──typed lines──▶ duplex-view-input ──▶ Input ──▶ conversation
+//!              (reedline)  ▲                                                          │
+//!                          └── printer queue ◀── duplex-view-out ◀── ViewOutput ◀─────┘
+//!                                                        ▲
+//!                                              status lines (Status sink)
+//! ```
+//!
+//! - **Editing** is [reedline]'s: arrows, Home/End, Ctrl-A/E/U/W, and up-arrow
+//!   history of this session. Its `ExternalPrinter` prints a line above the
+//!   prompt and repaints the prompt with the half-typed text below it. The
+//!   editor thread, `duplex-view-editor`, turns Enter into a line with `\n`
+//!   (an empty prompt gives `\n`, the empty-line goodbye), Ctrl-D on an empty
+//!   prompt into end of input, and Ctrl-C — a key in the editor's raw mode, not
+//!   SIGINT — into the same graceful shutdown as SIGINT ([`interrupt`]).
+//! - **Typed lines** go through a large bounded queue to `duplex-view-input`,
+//!   which forwards them into an [`Input::channel`]. The editor only ever
+//!   `try_send`s, so it never blocks outside `read_line` and always keeps
+//!   the printer queue moving; the forwarder may block on a conversation that
+//!   takes no more input, and is detached for the same reason as the stdin
+//!   thread (a thread blocked there has nothing to release).
+//! - **Incoming bytes** are written to [`ViewOutput`], which hands them to
+//!   `duplex-view-out`; that thread assembles lines, renders them (marker,
+//!   colour, timestamp, control bytes made visible) and queues them for the
+//!   printer. A partial line (no `\n` yet) is shown once the peer has been
+//!   quiet for [`PARTIAL_AFTER`], or when it grows past [`PARTIAL_MAX`], so
+//!   memory stays bounded and a prompt-like `Password: ` from a peer still
+//!   shows. Status lines are sent down the same channel, so they appear in
+//!   order with the lines around them.
+//! - **Ending.** A blocked `read_line` cannot be cancelled, but it polls a
+//!   break flag (reedline's `with_break_signal`) while the printer is in use.
+//!   [`View::finish`] raises it, waits (bounded) for the editor to leave raw
+//!   mode, prints whatever is still queued, and then calls crossterm's
+//!   `disable_raw_mode` from its own thread anyway, which restores the termios
+//!   saved when raw mode was entered. The second-Ctrl-C path
+//!   ([`interrupt`]) restores the terminal the same way before `exit(130)`.
+
+use crate::input::{Chunk, Input};
+use crate::options::{Command, Mode};
+use crate::shutdown::ShutdownTrigger;
+use crate::status::Sink;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use reedline::{
+    Color, ExternalPrinter, Prompt, PromptEditMode, PromptHistorySearch, Reedline, Signal,
+};
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{self, IsTerminal, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// A partial incoming line is shown after the peer has been quiet this long.
+pub const PARTIAL_AFTER: Duration = Duration::from_millis(250);
+
+/// A partial incoming line is shown once it is this long, so a line of
+/// gigabytes without `\n` is streamed, never held whole.
+pub const PARTIAL_MAX: usize = 4096;
+
+/// Lines typed ahead of a conversation that is not taking them yet.
+const TYPED_AHEAD: usize = 1024;
+
+/// Lines waiting for the printer; the editor drains them every
+/// [`EDITOR_POLL`].
+const PRINTER_QUEUE: usize = 64;
+
+/// How often the editor looks at the printer queue and the break flag.
+const EDITOR_POLL: Duration = Duration::from_millis(20);
+
+/// How long [`View::finish`] waits for the editor to notice the break flag.
+const EDITOR_STOP: Duration = Duration::from_secs(2);
+
+/// `--color`: when the view may use colour.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ColorChoice {
+    /// Only on a terminal, and never when `NO_COLOR` is set.
+    #[default]
+    Auto,
+    /// Whenever the view is on (never in piped stdout: there is no view).
+    Always,
+    /// Never.
+    Never,
+}
+
+/// How the view looks, and how its Ctrl-C reaches the shutdown.
+#[derive(Clone, Debug, Default)]
+pub struct ViewOptions {
+    /// `--color`.
+    pub color: ColorChoice,
+    /// `--timestamps`: prefix each shown line with local `HH:MM:SS`.
+    pub timestamps: bool,
+    /// What Ctrl-C fires (shared with the SIGINT handler). Without one,
+    /// Ctrl-C in the view is end of input.
+    pub interrupt: Option<Arc<ShutdownTrigger>>,
+}
+
+/// Whether `command` gets the interactive view: stdin and stdout are
+/// terminals, chat mode, and stdin is read at all.
+pub fn wanted(command: &Command) -> bool {
+    let conversation = command.conversation();
+    conversation.mode == Mode::Chat
+        && !conversation.recv_only
+        && io::stdin().is_terminal()
+        && io::stdout().is_terminal()
+}
+
+/// Whether stderr is the same terminal as stdout, so that status lines
+/// belong in the view rather than on a separate stream.
+pub fn stderr_is_stdout() -> bool {
+    fn id(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u64, u64, u64)> {
+        let file = File::from(fd.try_clone_to_owned().ok()?);
+        let meta = file.metadata().ok()?;
+        Some((meta.dev(), meta.ino(), meta.rdev()))
+    }
+    io::stderr().is_terminal()
+        && io::stdout().is_terminal()
+        && id(io::stderr().as_fd()).is_some_and(|e| Some(e) == id(io::stdout().as_fd()))
+}
+
+/// Puts the terminal back in the mode it had before the view started (echo,
+/// cooked mode). Safe to call from any thread, at any time, more than once.
+pub fn restore_terminal() {
+    // Nothing to restore (never entered raw mode) is not an error worth a
+    // word, and there is nowhere to report a failure on the way out.
+    let _ = crossterm::terminal::disable_raw_mode();
+}
+
+/// Ctrl-C or SIGTERM: the first fires the graceful shutdown; a second one
+/// restores the terminal and exits 130 at once (SPEC, "Endings").
+pub fn interrupt(trigger: &ShutdownTrigger) {
+    if !trigger.fire() {
+        restore_terminal();
+        std::process::exit(130);
+    }
+}
+
+/// What goes to `duplex-view-out`.
+enum Shown {
+    /// Bytes from the peer.
+    Bytes(Vec<u8>),
+    /// A status line.
+    Status(String),
+    /// A note from the view itself (a line it could not send).
+    Note(String),
+    /// Show what is pending and stop.
+    Finish,
+}
+
+/// The running view. [`View::finish`] ends it and restores the terminal.
+pub struct View {
+    shown: Sender<Shown>,
+    out_thread: JoinHandle<()>,
+    stop_editor: Arc<AtomicBool>,
+    editor_done: Receiver<String>,
+}
+
+/// The ends a conversation uses while the view runs.
+pub struct Parts {
+    /// The running view.
+    pub view: View,
+    /// Lines typed at the prompt.
+    pub input: Input,
+    /// Where the peer's bytes go to be shown.
+    pub output: ViewOutput,
+    /// Status lines, shown above the prompt.
+    pub status_sink: Sink,
+}
+
+impl View {
+    /// Starts the view's threads and enters the line editor. `room`: lines
+    /// carry peer labels, each shown in its own colour.
+    pub fn start(options: &ViewOptions, room: bool) -> io::Result<Parts> {
+        let style = Style {
+            colour: match options.color {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => {
+                    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                        && io::stdout().is_terminal()
+                }
+            },
+            timestamps: options.timestamps,
+            room,
+        };
+        let printer = ExternalPrinter::<String>::new(PRINTER_QUEUE);
+        let printer_tx = printer.sender();
+        let stop_editor = Arc::new(AtomicBool::new(false));
+
+        let (shown_tx, shown_rx) = bounded(8);
+        let out_thread = thread::Builder::new()
+            .name("duplex-view-out".into())
+            .spawn({
+                let style = style.clone();
+                move || show_loop(&shown_rx, &printer_tx, &style)
+            })?;
+
+        let (chunks, input) = Input::channel();
+        let (typed_tx, typed_rx) = bounded::<Chunk>(TYPED_AHEAD);
+        // Detached: it may block for good on a conversation that takes no
+        // more input, and holds nothing that needs releasing (module docs).
+        thread::Builder::new()
+            .name("duplex-view-input".into())
+            .spawn(move || {
+                for chunk in typed_rx {
+                    if chunks.send(chunk).is_err() {
+                        return;
+                    }
+                }
+            })?;
+
+        let editor = Reedline::create()
+            .with_external_printer(printer)
+            .with_break_signal(Arc::clone(&stop_editor))
+            .with_poll_interval(EDITOR_POLL)
+            .with_ansi_colors(style.colour)
+            .with_transient_prompt(Box::new(ViewPrompt {
+                style: style.clone(),
+                input_ended: false,
+                transient: true,
+            }));
+        let (done_tx, editor_done) = bounded(1);
+        // Detached: `finish` waits (bounded) for its `done` message instead
+        // of joining it, as a terminal that stops answering could keep it in
+        // `read_line` for good (module docs).
+        thread::Builder::new()
+            .name("duplex-view-editor".into())
+            .spawn({
+                let shown = shown_tx.clone();
+                let interrupt = options.interrupt.clone();
+                move || {
+                    let left = edit_loop(editor, &style, typed_tx, &shown, interrupt.as_deref());
+                    let _ = done_tx.send(left);
+                }
+            })?;
+
+        let status_tx = shown_tx.clone();
+        let status_sink: Sink = Arc::new(move |line: &str| {
+            // The view is gone only at the very end; a lost status line then
+            // has nowhere better to go.
+            let _ = status_tx.send(Shown::Status(line.to_owned()));
+        });
+        Ok(Parts {
+            view: View {
+                shown: shown_tx.clone(),
+                out_thread,
+                stop_editor,
+                editor_done,
+            },
+            input,
+            output: ViewOutput { shown: shown_tx },
+            status_sink,
+        })
+    }
+
+    /// Ends the view: shows everything still queued, stops the editor, and
+    /// restores the terminal. Call after the conversation has ended.
+    pub fn finish(self) {
+        // `duplex-view-out` shows what is pending, and returns once the
+        // editor has taken all of it from the printer queue (or is gone).
+        let _ = self.shown.send(Shown::Finish);
+        let _ = self.out_thread.join();
+        self.stop_editor.store(true, Ordering::Relaxed);
+        // The editor leaves raw mode itself when it sees the flag, within
+        // one EDITOR_POLL; restoring from this thread covers the rest.
+        let left = self.editor_done.recv_timeout(EDITOR_STOP).ok();
+        restore_terminal();
+        let mut stdout = io::stdout().lock();
+        // The editor left its prompt on the last line: keep what was typed
+        // but never sent in view, or clear an empty prompt away.
+        let _ = match left.as_deref() {
+            Some("") | None => write!(stdout, "\r\x1b[2K"),
+            Some(_) => writeln!(stdout),
+        };
+        let _ = stdout.flush();
+    }
+}
+
+/// Where the peer's bytes go while the view runs: `duplex-view-out` shows
+/// them line by line above the prompt.
+pub struct ViewOutput {
+    shown: Sender<Shown>,
+}
+
+impl Write for ViewOutput {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.shown
+            .send(Shown::Bytes(buf.to_vec()))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the view has ended"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The body of `duplex-view-editor`: keys → lines, until the break flag.
+/// Returns what was typed but not sent.
+fn edit_loop(
+    mut editor: Reedline,
+    style: &Style,
+    typed: Sender<Chunk>,
+    shown: &Sender<Shown>,
+    interrupt: Option<&ShutdownTrigger>,
+) -> String {
+    let mut typed = Some(typed);
+    loop {
+        let prompt = ViewPrompt {
+            style: style.clone(),
+            input_ended: typed.is_none(),
+            transient: false,
+        };
+        match editor.read_line(&prompt) {
+            Ok(Signal::Success(line)) => {
+                let Some(sender) = &typed else {
+                    note(shown, "input has ended: line not sent".into());
+                    continue;
+                };
+                let mut bytes = line.into_bytes();
+                bytes.push(b'\n');
+                match sender.try_send(Chunk::from_vec(bytes)) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => {
+                        let note = format!("{TYPED_AHEAD} lines already wait: line not sent");
+                        self::note(shown, note);
+                    }
+                    Err(TrySendError::Disconnected(_)) => typed = None,
+                }
+            }
+            // Reedline gives CtrlD only on an empty prompt (otherwise it
+            // deletes a character): end of input, a goodbye.
+            Ok(Signal::CtrlD) => typed = None,
+            Ok(Signal::CtrlC) => match interrupt {
+                Some(trigger) => self::interrupt(trigger),
+                None => typed = None,
+            },
+            Ok(Signal::ExternalBreak(left)) => return left,
+            Ok(_) => {}
+            Err(error) => {
+                // The terminal is gone or unusable: stop editing; `finish`
+                // still restores it and shows what is queued.
+                tracing::debug!(%error, "the line editor failed");
+                restore_terminal();
+                return String::new();
+            }
+        }
+    }
+}
+
+/// A note from the editor thread. Never blocks: `duplex-view-out` may be
+/// waiting for this very thread to drain the printer queue.
+fn note(shown: &Sender<Shown>, line: String) {
+    let _ = shown.try_send(Shown::Note(line));
+}
+
+/// The body of `duplex-view-out`: bytes → rendered lines → printer queue.
+fn show_loop(shown: &Receiver<Shown>, printer: &SyncSender<String>, style: &Style) {
+    let mut partial: Vec<u8> = Vec::new();
+    // The partial line already shown in part: the rest is a continuation.
+    let mut continued = false;
+    let print = |line: String| {
+        // Once the editor has gone (its printer queue with it), print
+        // directly: the terminal is back in cooked mode.
+        if let Err(unsent) = printer.send(line) {
+            let _ = writeln!(io::stdout().lock(), "{}", unsent.0);
+        }
+    };
+    loop {
+        let message = if partial.is_empty() {
+            shown.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            shown.recv_timeout(PARTIAL_AFTER)
+        };
+        match message {
+            Ok(Shown::Bytes(bytes)) => {
+                let mut rest = &bytes[..];
+                while let Some(i) = memchr::memchr(b'\n', rest) {
+                    partial.extend_from_slice(&rest[..i]);
+                    print(style.incoming(&partial, continued));
+                    partial.clear();
+                    continued = false;
+                    rest = &rest[i + 1..];
+                }
+                partial.extend_from_slice(rest);
+                while partial.len() >= PARTIAL_MAX {
+                    let tail = partial.split_off(PARTIAL_MAX);
+                    print(style.incoming(&partial, continued));
+                    partial = tail;
+                    continued = true;
+                }
+            }
+            Ok(Shown::Status(line)) => print(style.status(&line)),
+            Ok(Shown::Note(line)) => print(style.status(&line)),
+            Err(RecvTimeoutError::Timeout) => {
+                print(style.incoming(&partial, continued));
+                partial.clear();
+                continued = true;
+            }
+            Ok(Shown::Finish) | Err(RecvTimeoutError::Disconnected) => {
+                if !partial.is_empty() {
+                    print(style.incoming(&partial, continued));
+                }
+                // An empty message prints nothing. Once more of them have
+                // been queued than the queue holds, the editor has taken
+                // every real line before them, and prints a batch before it
+                // looks at the break flag again.
+                for _ in 0..=PRINTER_QUEUE {
+                    if printer.send(String::new()).is_err() {
+                        break;
+                    }
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Marker of a line from the peer.
+const INCOMING: &str = "< ";
+/// Marker of the rest of a peer's line already shown in part.
+const CONTINUED: &str = "+ ";
+/// Marker of a line typed here (the prompt).
+const TYPED: &str = "> ";
+/// Marker of a status line.
+const STATUS: &str = "-- ";
+
+/// SGR colours used for peers in a room, picked by a hash of the label.
+const PALETTE: [&str; 6] = ["36", "32", "33", "35", "34", "91"];
+const RESET: &str = "\x1b[0m";
+const DIM: &str = "2";
+
+/// How lines are rendered.
+#[derive(Clone, Debug)]
+struct Style {
+    colour: bool,
+    timestamps: bool,
+    room: bool,
+}
+
+impl Style {
+    /// `HH:MM:SS ` in local time, or nothing.
+    fn stamp(&self) -> String {
+        if self.timestamps {
+            chrono::Local::now().format("%H:%M:%S ").to_string()
+        } else {
+            String::new()
+        }
+    }
+
+    fn paint(&self, sgr: &str, text: &str) -> String {
+        if self.colour {
+            format!("\x1b[{sgr}m{text}{RESET}")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    /// One line (or piece of a line) from the peer, without its `\n`.
+    fn incoming(&self, bytes: &[u8], continued: bool) -> String {
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        let text = visible(bytes);
+        let marker = if continued { CONTINUED } else { INCOMING };
+        let sgr = if !self.room {
+            PALETTE[0]
+        } else if text.starts_with("* ") {
+            DIM
+        } else {
+            label(&text).map_or(PALETTE[0], |label| PALETTE[hash(label) % PALETTE.len()])
+        };
+        format!(
+            "{}{}",
+            self.paint(DIM, &self.stamp()),
+            self.paint(sgr, &format!("{marker}{text}"))
+        )
+    }
+
+    /// A status line, dimmed.
+    fn status(&self, line: &str) -> String {
+        let text = visible(line.as_bytes());
+        self.paint(DIM, &format!("{}{STATUS}{text}", self.stamp()))
+    }
+}
+
+/// A room line's peer label: `[127.0.0.1:5000]` in `[127.0.0.1:5000] hi`.
+fn label(text: &str) -> Option<&str> {
+    if !text.starts_with('[') {
+        return None;
+    }
+    // IPv6 labels nest brackets: `[[::1]:5000] hi`.
+    let end = text.find("] ")?;
+    Some(&text[..=end])
+}
+
+/// FNV-1a: a stable hash, the same colour for a label in every run.
+fn hash(text: &str) -> usize {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in text.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h as usize
+}
+
+/// Text safe to print: invalid UTF-8 becomes U+FFFD, and control characters
+/// (which could move the cursor or change colours) are shown as `^X`.
+fn visible(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\t' => out.push_str("    "),
+            '\u{7f}' => out.push_str("^?"),
+            c if u32::from(c) < 0x20 => {
+                out.push('^');
+                out.push(char::from(b'@' + c as u8));
+            }
+            c if ('\u{80}'..='\u{9f}').contains(&c) => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The prompt: `> `, in the typed-line colour; after Ctrl-D it says that
+/// input has ended. As the transient prompt (the one a submitted line keeps
+/// on screen) it carries the timestamp of the moment Enter was pressed.
+struct ViewPrompt {
+    style: Style,
+    input_ended: bool,
+    transient: bool,
+}
+
+impl Prompt for ViewPrompt {
+    fn render_prompt_left(&self) -> Cow<'_, str> {
+        if self.transient {
+            Cow::Owned(self.style.stamp())
+        } else if self.style.timestamps {
+            // Keeps the typed text in the same column as after Enter.
+            Cow::Borrowed("         ")
+        } else {
+            Cow::Borrowed("")
+        }
+    }
+
+    fn render_prompt_right(&self) -> Cow<'_, str> {
+        Cow::Borrowed("")
+    }
+
+    fn render_prompt_indicator(&self, _mode: PromptEditMode) -> Cow<'_, str> {
+        if self.input_ended {
+            Cow::Borrowed("(input ended) ")
+        } else {
+            Cow::Borrowed(TYPED)
+        }
+    }
+
+    fn render_prompt_multiline_indicator(&self) -> Cow<'_, str> {
+        Cow::Borrowed("  ")
+    }
+
+    fn render_prompt_history_search_indicator(&self, search: PromptHistorySearch) -> Cow<'_, str> {
+        Cow::Owned(format!("(search: {}) ", search.term))
+    }
+
+    fn get_prompt_color(&self) -> Color {
+        Color::DarkGray
+    }
+
+    fn get_indicator_color(&self) -> Color {
+        Color::Green
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(room: bool) -> Style {
+        Style {
+            colour: false,
+            timestamps: false,
+            room,
+        }
+    }
+
+    #[test]
+    fn control_and_invalid_bytes_are_made_visible() {
+        assert_eq!(visible(b"a\x1b[31mb"), "a^[[31mb");
+        assert_eq!(visible(b"\x00\x7f"), "^@^?");
+        assert_eq!(visible(b"\xff ok"), "\u{fffd} ok");
+        assert_eq!(visible("\u{9b}".as_bytes()), "\u{fffd}");
+    }
+
+    #[test]
+    fn incoming_lines_get_a_marker_and_lose_their_cr() {
+        assert_eq!(plain(false).incoming(b"hi\r", false), "< hi");
+        assert_eq!(plain(false).incoming(b"rest", true), "+ rest");
+        assert_eq!(plain(false).status("connected"), "-- connected");
+    }
+
+    #[test]
+    fn room_labels_keep_their_colour() {
+        let style = Style {
+            colour: true,
+            timestamps: false,
+            room: true,
+        };
+        let a = style.incoming(b"[127.0.0.1:5000] hi", false);
+        let b = style.incoming(b"[127.0.0.1:5000] again", false);
+        assert_eq!(a[..7], b[..7]);
+        assert_eq!(label("[[::1]:5000] hi"), Some("[[::1]:5000]"));
+        assert_eq!(label("no label"), None);
+        assert!(
+            style
+                .incoming(b"* [x] joined", false)
+                .starts_with("\x1b[2m")
+        );
+    }
+
+    #[test]
+    fn timestamps_look_like_a_clock() {
+        let style = Style {
+            colour: false,
+            timestamps: true,
+            room: false,
+        };
+        let stamp = style.stamp();
+        assert_eq!(stamp.len(), 9, "{stamp:?}");
+        assert_eq!(&stamp[2..3], ":");
+    }
+}
