@@ -187,6 +187,14 @@ impl Input {
         }
     }
 
+    /// For a hub that waits on input together with other sources in its own
+    /// `select!` (the room): the chunk given back earlier, if any, which
+    /// comes first, and the channel the rest arrives on. A disconnected
+    /// channel is the end of input.
+    pub(crate) fn for_select(&mut self) -> (Option<Chunk>, Receiver<Chunk>) {
+        (self.leftover.take(), self.chunks.clone())
+    }
+
     /// Gives back the part of `chunk` from `at` on, to be taken first next
     /// time; keeps the first `at` bytes in `chunk`.
     pub(crate) fn put_back_tail(&mut self, chunk: &mut Chunk, at: usize) {

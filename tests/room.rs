@@ -1,0 +1,525 @@
+//! `duplex serve --room` end to end (SPEC, "Room"; issue 4), with the real
+//! binary and plain sockets as peers.
+//!
+//! Every wait is on an event (a line on a socket, a status line on the
+//! server's stderr, an exit) under the harness's deadline; no fixed ports,
+//! no sleeps.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Instant;
+use support::{DEADLINE, Proc};
+
+/// A room peer over a plain socket, reading line by line.
+struct Peer {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+    /// How the room labels this peer: `[127.0.0.1:PORT]`.
+    label: String,
+}
+
+impl Peer {
+    /// Connects, and waits until the server has told its stderr that this
+    /// peer joined (so it is in the room and will get what follows).
+    #[track_caller]
+    fn join(server: &mut Proc, addr: SocketAddr) -> Peer {
+        let peer = Peer::connect(addr);
+        server.wait_for_stderr(&format!("* {} joined", peer.label));
+        peer
+    }
+
+    #[track_caller]
+    fn connect(addr: SocketAddr) -> Peer {
+        let writer = support::connect_raw(addr);
+        let label = format!("[{}]", writer.local_addr().expect("local_addr"));
+        let reader = BufReader::new(writer.try_clone().expect("try_clone"));
+        Peer {
+            writer,
+            reader,
+            label,
+        }
+    }
+
+    /// The next line, without its `\n`.
+    #[track_caller]
+    fn line(&mut self) -> String {
+        let mut line = Vec::new();
+        match self.reader.read_until(b'\n', &mut line) {
+            Ok(_) if line.ends_with(b"\n") => {
+                line.pop();
+                String::from_utf8_lossy(&line).into_owned()
+            }
+            Ok(_) => panic!(
+                "{}: EOF while waiting for a line (got {:?})",
+                self.label,
+                String::from_utf8_lossy(&line)
+            ),
+            Err(e) => panic!(
+                "{}: {e} while waiting for a line (got {:?})",
+                self.label,
+                String::from_utf8_lossy(&line)
+            ),
+        }
+    }
+
+    /// The next line that is not a notice (`* ...`).
+    #[track_caller]
+    fn chat_line(&mut self) -> String {
+        loop {
+            let line = self.line();
+            if !line.starts_with("* ") {
+                return line;
+            }
+        }
+    }
+
+    #[track_caller]
+    fn say(&mut self, text: &str) {
+        self.writer
+            .write_all(text.as_bytes())
+            .unwrap_or_else(|e| panic!("{}: writing {text:?}: {e}", self.label));
+    }
+
+    /// Everything left until the server's clean EOF (a reset fails).
+    #[track_caller]
+    fn rest_until_eof(&mut self) -> String {
+        let mut rest = Vec::new();
+        match self.reader.read_to_end(&mut rest) {
+            Ok(_) => String::from_utf8_lossy(&rest).into_owned(),
+            Err(e) => panic!(
+                "{}: {e} ({:?}) instead of a clean EOF, after {:?}",
+                self.label,
+                e.kind(),
+                String::from_utf8_lossy(&rest)
+            ),
+        }
+    }
+}
+
+fn room(extra: &[&str]) -> (Proc, SocketAddr) {
+    let mut args = vec!["--room"];
+    args.extend_from_slice(extra);
+    support::serve(&args)
+}
+
+#[test]
+fn lines_reach_the_others_and_stdout_labelled_and_never_echo() {
+    let (mut server, addr) = room(&[]);
+    let mut a = Peer::join(&mut server, addr);
+    let mut b = Peer::join(&mut server, addr);
+    assert_eq!(a.line(), format!("* {} joined", b.label));
+
+    a.say("hello\n");
+    assert_eq!(b.line(), format!("{} hello", a.label));
+    b.say("hi a\n");
+    // Had A's own line come back, it would come before B's.
+    assert_eq!(a.line(), format!("{} hi a", b.label));
+
+    server.write(b"from the top\n");
+    assert_eq!(a.line(), "[server] from the top");
+    assert_eq!(b.line(), "[server] from the top");
+
+    let expected = format!("{} hello\n{} hi a\n", a.label, b.label);
+    server.wait_for_stdout(expected.as_bytes());
+    server.close_stdin();
+    a.rest_until_eof();
+    b.rest_until_eof();
+    server.assert_exit(0);
+    // The server's own lines are not echoed to its stdout, notices are not
+    // on stdout at all.
+    server.assert_stdout(expected.as_bytes());
+}
+
+#[test]
+fn joins_and_leaves_are_told_and_a_goodbye_relays_what_came_before() {
+    let (mut server, addr) = room(&[]);
+    let mut a = Peer::join(&mut server, addr);
+
+    // Goodbye by an empty line, after two lines in the same write; what
+    // follows the goodbye is not relayed.
+    let mut b = Peer::join(&mut server, addr);
+    assert_eq!(a.line(), format!("* {} joined", b.label));
+    b.say("one\ntwo\n\nnot relayed\n");
+    assert_eq!(a.line(), format!("{} one", b.label));
+    assert_eq!(a.line(), format!("{} two", b.label));
+    assert_eq!(a.line(), format!("* {} left", b.label));
+    assert_eq!(b.rest_until_eof(), "", "B gets a clean close");
+    server.wait_for_stderr(&format!("* {} left", b.label));
+
+    // Goodbye by EOF (half-close), after a last line without `\n`.
+    let mut c = Peer::join(&mut server, addr);
+    assert_eq!(a.line(), format!("* {} joined", c.label));
+    c.say("last words");
+    c.writer
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    assert_eq!(a.line(), format!("{} last words", c.label));
+    assert_eq!(a.line(), format!("* {} left", c.label));
+    assert_eq!(c.rest_until_eof(), "", "C gets a clean close");
+
+    // A CRLF empty line is a goodbye too.
+    let mut d = Peer::join(&mut server, addr);
+    assert_eq!(a.line(), format!("* {} joined", d.label));
+    d.say("crlf\r\n\r\n");
+    assert_eq!(a.line(), format!("{} crlf\r", d.label));
+    assert_eq!(a.line(), format!("* {} left", d.label));
+    d.rest_until_eof();
+
+    server.close_stdin();
+    a.rest_until_eof();
+    server.assert_exit(0);
+    assert!(!support::contains(&server.stdout(), b"not relayed"));
+}
+
+#[test]
+fn the_servers_goodbye_ends_the_room_with_a_clean_close_for_everyone() {
+    let (mut server, addr) = room(&[]);
+    let mut a = Peer::join(&mut server, addr);
+    let mut b = Peer::join(&mut server, addr);
+    assert_eq!(a.line(), format!("* {} joined", b.label));
+
+    // Input after the empty line is not sent.
+    server.write(b"bye all\n\nnot sent\n");
+    for peer in [&mut a, &mut b] {
+        assert_eq!(
+            peer.rest_until_eof(),
+            "[server] bye all\n* room closing\n\n",
+            "{} gets the line, the notice, the goodbye and a clean EOF",
+            peer.label
+        );
+    }
+    drop((a, b));
+    server.assert_exit(0);
+    server.assert_no_error_line();
+}
+
+#[test]
+fn the_end_of_the_servers_input_ends_the_room() {
+    let (mut server, addr) = room(&[]);
+    let mut a = Peer::join(&mut server, addr);
+    server.write(b"no newline at the end");
+    server.close_stdin();
+    assert_eq!(
+        a.rest_until_eof(),
+        "[server] no newline at the end\n* room closing\n\n"
+    );
+    drop(a);
+    server.assert_exit(0);
+}
+
+#[test]
+fn input_before_anyone_joins_waits_for_the_first_peer() {
+    let (mut server, addr) = room(&[]);
+    server.write(b"early\n");
+    server.close_stdin();
+    let mut a = Peer::connect(addr);
+    assert_eq!(a.rest_until_eof(), "[server] early\n* room closing\n\n");
+    drop(a);
+    server.assert_exit(0);
+}
+
+#[test]
+fn ctrl_c_closes_every_peer_cleanly_and_exits_130() {
+    let (mut server, addr) = room(&[]);
+    let mut a = Peer::join(&mut server, addr);
+    let mut b = Peer::join(&mut server, addr);
+    assert_eq!(a.line(), format!("* {} joined", b.label));
+    server.signal("INT");
+    for peer in [&mut a, &mut b] {
+        assert_eq!(peer.rest_until_eof(), "* room closing\n\n");
+    }
+    drop((a, b));
+    server.assert_exit(130);
+}
+
+#[test]
+fn a_peer_that_never_reads_is_evicted_and_the_others_keep_receiving() {
+    let (mut server, addr) = room(&[]);
+    let slow = support::connect_raw(addr);
+    let slow_label = format!("[{}]", slow.local_addr().expect("local_addr"));
+    server.wait_for_stderr(&format!("* {slow_label} joined"));
+    let mut reader = Peer::join(&mut server, addr);
+    let mut flooder = Peer::join(&mut server, addr);
+    assert_eq!(reader.line(), format!("* {} joined", flooder.label));
+
+    // The flooder sends until the server has evicted the slow peer, then a
+    // last line; bounded by count as well as by the eviction.
+    const LINE: usize = 100;
+    const MAX_LINES: usize = 4_000_000;
+    let evicted = Arc::new(AtomicBool::new(false));
+    let mut writer = flooder.writer.try_clone().expect("try_clone");
+    let flood = thread::Builder::new()
+        .name("flooder".into())
+        .spawn({
+            let evicted = Arc::clone(&evicted);
+            move || -> usize {
+                let mut sent = 0;
+                let mut batch = Vec::new();
+                while sent < MAX_LINES && !evicted.load(Ordering::SeqCst) {
+                    batch.clear();
+                    for n in sent..sent + 1000 {
+                        let line = format!("{n:0width$}\n", width = LINE - 1);
+                        batch.extend_from_slice(line.as_bytes());
+                    }
+                    writer.write_all(&batch).expect("flooder write");
+                    sent += 1000;
+                }
+                writer.write_all(b"done\n").expect("flooder write");
+                sent
+            }
+        })
+        .expect("spawn flooder");
+
+    // The reader keeps up, line by line, in order, while the slow peer's
+    // queue fills.
+    let prefix = format!("{} ", flooder.label);
+    let check = thread::Builder::new()
+        .name("reader".into())
+        .spawn(move || -> usize {
+            let mut expected = 0;
+            loop {
+                let line = reader.line();
+                if line.starts_with("* ") {
+                    continue;
+                }
+                let body = line
+                    .strip_prefix(&prefix)
+                    .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+                if body == "done" {
+                    return expected;
+                }
+                let n: usize = body.parse().expect("a number");
+                assert_eq!(n, expected, "lines arrive in order, exactly once");
+                expected += 1;
+            }
+        })
+        .expect("spawn reader");
+
+    server.wait_for_stderr(&format!("* {slow_label} evicted: too slow"));
+    evicted.store(true, Ordering::SeqCst);
+    let sent = flood.join().expect("flooder");
+    let received = check.join().expect("reader");
+    assert_eq!(received, sent, "the reader got every line");
+
+    // The slow peer's connection is gone: reading it ends (EOF or reset).
+    slow.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let mut sink = vec![0; 1 << 20];
+    let start = Instant::now();
+    loop {
+        match (&slow).read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => assert!(start.elapsed() < DEADLINE, "slow peer never closed"),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("slow peer: {e}"),
+        }
+    }
+    flooder.say("\n");
+    flooder.rest_until_eof();
+    server.close_stdin();
+    server.assert_exit(0);
+}
+
+#[test]
+fn a_newcomer_over_max_peers_is_told_and_closed_and_the_room_goes_on() {
+    let (mut server, addr) = room(&["--max-peers", "2"]);
+    let mut a = Peer::join(&mut server, addr);
+    let mut b = Peer::join(&mut server, addr);
+    assert_eq!(a.line(), format!("* {} joined", b.label));
+
+    let mut c = Peer::connect(addr);
+    assert_eq!(c.rest_until_eof(), "* room full (2 peers)\n");
+    server.wait_for_stderr(&format!("* {} refused: room full (2 peers)", c.label));
+
+    b.say("still here\n");
+    // A never heard of C.
+    assert_eq!(a.line(), format!("{} still here", b.label));
+    server.close_stdin();
+    a.rest_until_eof();
+    b.rest_until_eof();
+    server.assert_exit(0);
+}
+
+#[test]
+fn a_line_over_64_kib_is_not_relayed_and_its_sender_is_told_and_closed() {
+    let (mut server, addr) = room(&[]);
+    let mut a = Peer::join(&mut server, addr);
+    let mut b = Peer::join(&mut server, addr);
+    assert_eq!(a.line(), format!("* {} joined", b.label));
+    b.say("short\n");
+    let mut long = "x".repeat(64 * 1024 + 1);
+    long.push('\n');
+    b.say(&long);
+    assert_eq!(a.line(), format!("{} short", b.label));
+    assert_eq!(a.line(), format!("* {} left: line too long", b.label));
+    assert_eq!(
+        b.rest_until_eof(),
+        "* line too long (over 65536 bytes): disconnected\n"
+    );
+    server.close_stdin();
+    a.rest_until_eof();
+    server.assert_exit(0);
+}
+
+#[test]
+fn twenty_peers_two_hundred_lines_each_arrive_in_order_exactly_once() {
+    const PEERS: usize = 20;
+    const LINES: usize = 200;
+    let (mut server, addr) = room(&["--max-peers", "20"]);
+    let peers: Vec<Peer> = (0..PEERS).map(|_| Peer::join(&mut server, addr)).collect();
+    let labels: Vec<String> = peers.iter().map(|p| p.label.clone()).collect();
+
+    let threads: Vec<_> = peers
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut peer)| {
+            let labels = labels.clone();
+            thread::Builder::new()
+                .name(format!("peer-{i}"))
+                .spawn(move || {
+                    let text: String = (0..LINES).map(|n| format!("p{i} line {n}\n")).collect();
+                    peer.say(&text);
+                    // Per sender, the next line number expected.
+                    let mut next: HashMap<String, usize> = HashMap::new();
+                    let mut got = 0;
+                    while got < (PEERS - 1) * LINES {
+                        let line = peer.chat_line();
+                        let (label, body) = line.split_once(' ').expect("a labelled line");
+                        assert_ne!(label, peer.label, "a peer never gets its own lines");
+                        let j = labels
+                            .iter()
+                            .position(|l| l == label)
+                            .unwrap_or_else(|| panic!("unknown label in {line:?}"));
+                        let n = next.entry(label.to_owned()).or_default();
+                        assert_eq!(body, format!("p{j} line {n}"), "order from {label}");
+                        *n += 1;
+                        got += 1;
+                    }
+                    assert!(next.values().all(|&n| n == LINES));
+                    peer.say("\n");
+                    // Whatever is left is notices, then a clean EOF.
+                    let rest = peer.rest_until_eof();
+                    assert!(
+                        rest.lines().all(|l| l.starts_with("* ")),
+                        "only notices after every line: {rest:?}"
+                    );
+                })
+                .expect("spawn peer")
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("a peer's checks failed");
+    }
+
+    // The server's stdout has every line once, in order per sender.
+    let out = String::from_utf8(server.stdout()).expect("utf-8");
+    let mut next = vec![0; PEERS];
+    for line in out.lines() {
+        let (label, body) = line.split_once(' ').expect("a labelled line");
+        let j = labels.iter().position(|l| l == label).expect("known label");
+        assert_eq!(body, format!("p{j} line {}", next[j]));
+        next[j] += 1;
+    }
+    assert!(next.iter().all(|&n| n == LINES), "stdout: {next:?}");
+    server.close_stdin();
+    server.assert_exit(0);
+}
+
+#[test]
+fn ipv6_peers_are_labelled_in_brackets() {
+    if !support::ipv6_loopback_available() {
+        support::skip("needs IPv6 loopback");
+        return;
+    }
+    let mut server = support::duplex()
+        .args(["serve", "--room", "-b", "::1", "0"])
+        .spawn();
+    let addr = server.wait_for_listening();
+    let mut a = Peer::join(&mut server, addr);
+    let mut b = Peer::join(&mut server, addr);
+    assert!(b.label.starts_with("[[::1]:"), "{}", b.label);
+    assert_eq!(a.line(), format!("* {} joined", b.label));
+    b.say("hi\n");
+    assert_eq!(a.line(), format!("{} hi", b.label));
+    server.close_stdin();
+    a.rest_until_eof();
+    b.rest_until_eof();
+    server.assert_exit(0);
+}
+
+#[test]
+fn room_with_raw_or_once_is_a_usage_error() {
+    for args in [
+        &["serve", "--room", "--raw", "0"][..],
+        &["serve", "--room", "--once", "0"],
+        &["serve", "--max-peers", "3", "0"],
+    ] {
+        let mut p = support::duplex().args(args).stdin_null().spawn();
+        p.assert_exit(2);
+    }
+}
+
+#[test]
+fn nc_is_a_room_peer() {
+    if !support::require_openbsd_nc() {
+        return;
+    }
+    let (mut server, addr) = room(&[]);
+    let mut a = Peer::join(&mut server, addr);
+    let mut nc = support::program("nc")
+        .args(["-N", &addr.ip().to_string(), &addr.port().to_string()])
+        .spawn();
+    let joined = a.line();
+    let nc_label = joined
+        .strip_prefix("* ")
+        .and_then(|l| l.strip_suffix(" joined"))
+        .unwrap_or_else(|| panic!("expected nc's join notice, got {joined:?}"))
+        .to_owned();
+
+    nc.write(b"from nc\n");
+    assert_eq!(a.line(), format!("{nc_label} from nc"));
+    a.say("to nc\n");
+    nc.wait_for_stdout(format!("{} to nc\n", a.label).as_bytes());
+
+    // nc -N half-closes at its EOF: a goodbye; it then gets a clean close
+    // and exits.
+    nc.close_stdin();
+    assert_eq!(a.line(), format!("* {nc_label} left"));
+    nc.assert_exit(0);
+    nc.assert_stdout(format!("{} to nc\n", a.label).as_bytes());
+
+    server.close_stdin();
+    a.rest_until_eof();
+    server.assert_exit(0);
+}
+
+#[test]
+fn a_peer_that_vanishes_leaves_and_the_room_goes_on() {
+    let (mut server, addr) = room(&[]);
+    let mut a = Peer::join(&mut server, addr);
+    let b = Peer::join(&mut server, addr);
+    assert_eq!(a.line(), format!("* {} joined", b.label));
+    // Closing with unread data makes the kernel send a reset: read one byte
+    // of a line and drop the socket.
+    server.write(b"unread by b\n");
+    assert_eq!(a.line(), "[server] unread by b");
+    let label = b.label.clone();
+    let mut byte = [0u8; 1];
+    (&b.writer).read_exact(&mut byte).expect("one byte");
+    drop(b);
+    let left = a.line();
+    assert!(left.starts_with(&format!("* {label} left")), "{left:?}");
+    let mut c = Peer::join(&mut server, addr);
+    c.say("after\n");
+    assert_eq!(a.line(), format!("* {} joined", c.label));
+    assert_eq!(a.line(), format!("{} after", c.label));
+    server.close_stdin();
+    a.rest_until_eof();
+    c.rest_until_eof();
+    server.assert_exit(0);
+}
