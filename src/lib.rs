@@ -100,6 +100,9 @@ pub fn run_interactive(
         op: "could not start the terminal view",
         source,
     })?;
+    // Restores the terminal on every way out of here, even an unwinding
+    // one; `finish` below does it too, after showing what is queued.
+    let _restore = view::RestoreOnDrop;
     let status = if view::stderr_is_stdout() {
         status.to_sink(status_sink)
     } else {

@@ -75,7 +75,7 @@ const TYPED_AHEAD: usize = 1024;
 
 /// Lines waiting for the printer; the editor drains them every
 /// [`EDITOR_POLL`].
-const PRINTER_QUEUE: usize = 64;
+const PRINTER_QUEUE: usize = 512;
 
 /// How often the editor looks at the printer queue and the break flag.
 const EDITOR_POLL: Duration = Duration::from_millis(20);
@@ -136,6 +136,16 @@ pub fn restore_terminal() {
     // Nothing to restore (never entered raw mode) is not an error worth a
     // word, and there is nowhere to report a failure on the way out.
     let _ = crossterm::terminal::disable_raw_mode();
+}
+
+/// Calls [`restore_terminal`] when dropped.
+#[derive(Debug)]
+pub struct RestoreOnDrop;
+
+impl Drop for RestoreOnDrop {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
 }
 
 /// Ctrl-C or SIGTERM: the first fires the graceful shutdown; a second one
