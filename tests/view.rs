@@ -412,6 +412,32 @@ impl Tmux {
 }
 
 #[test]
+fn line_editing_keys_and_history_work() {
+    let Some(tmux) = Tmux::start() else { return };
+    let mut server = Server::start();
+    tmux.connect(server.addr, "");
+    tmux.type_text("abc def");
+    tmux.press("C-w");
+    tmux.type_text("x");
+    tmux.press("C-a");
+    tmux.type_text("<");
+    tmux.press("C-e");
+    tmux.type_text(">");
+    tmux.wait_for("the edited line", |s| prompt_line(s) == Some("> <abc x>"));
+    tmux.press("Enter");
+    server.wait_heard(b"<abc x>\n");
+    // Up recalls the line; Ctrl-U cuts it all.
+    tmux.press("Up");
+    tmux.wait_for("the recalled line", |s| prompt_line(s) == Some("> <abc x>"));
+    tmux.press("C-u");
+    tmux.wait_for("an empty prompt", |s| prompt_line(s) == Some(">"));
+    tmux.shell_line_into_view("y");
+    server.wait_heard(b"<abc x>\ny\n");
+    server.stdin = None;
+    tmux.assert_exit_and_sane_terminal(0);
+}
+
+#[test]
 fn piped_output_is_byte_exact_even_with_color_always() {
     let mut server = Server::start();
     let data: &[u8] =
