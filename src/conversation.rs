@@ -109,7 +109,7 @@ pub fn run(
         thread::Builder::new()
             .name("peer-send".into())
             .spawn_scoped(scope, move || {
-                let result = send_pump(stream, input, &stop, mode, clock);
+                let result = send_pump(stream, input, &stop, mode, clock, &sent);
                 let _ = sent.send(Event::Sent(result));
             })
             .map_err(spawn_error)?;
@@ -213,6 +213,8 @@ enum RecvFailure {
 /// What the pumps tell the coordinator.
 #[derive(Debug)]
 enum Event {
+    /// Our goodbye (empty line or end of input) is sent; half-closing next.
+    SaidGoodbye(Ending),
     Sent(io::Result<SendEnd>),
     /// The peer's goodbye line arrived (the receiver now discards).
     PeerGoodbye,
@@ -226,6 +228,7 @@ fn send_pump(
     stop: &Receiver<()>,
     mode: Mode,
     clock: &Clock,
+    events: &Sender<Event>,
 ) -> io::Result<SendEnd> {
     // After a stop, what had already been read then is still sent: input
     // piped before the peer connected reaches it even if the peer says
@@ -262,12 +265,21 @@ fn send_pump(
             Next::Stopped => stopped_with = Some(input.ready()),
         }
     };
+    // Say why before half-closing: the peer may answer our FIN by closing,
+    // and its EOF must not be taken for the reason the conversation ended.
+    let said = match end {
+        SendEnd::Goodbye => Some(Ending::Goodbye),
+        SendEnd::EndOfInput => Some(Ending::EndOfInput),
+        SendEnd::Stopped => None,
+    };
+    if let Some(ending) = said {
+        let _ = events.send(Event::SaidGoodbye(ending));
+    }
     match stream.shutdown(Direction::Write) {
         // The peer is already gone; the receiver reports how.
         Err(error) if error.kind() == io::ErrorKind::NotConnected => {}
         other => other?,
     }
-    tracing::debug!(?end, "sending side closed");
     Ok(end)
 }
 
@@ -424,19 +436,17 @@ impl Coordinator<'_> {
     fn on_event(&mut self, event: Event) {
         let chat = self.options.mode == Mode::Chat;
         match event {
-            Event::Sent(Ok(end)) => {
-                self.sending = false;
-                let ending = match end {
-                    SendEnd::Goodbye => Ending::Goodbye,
-                    SendEnd::EndOfInput => Ending::EndOfInput,
-                    SendEnd::Stopped => return,
-                };
+            Event::SaidGoodbye(ending) => {
                 self.reason.get_or_insert(ending);
                 if chat {
                     self.close_by(Closing::Silence {
                         since: Instant::now(),
                     });
                 }
+            }
+            Event::Sent(Ok(end)) => {
+                tracing::debug!(?end, "sender finished");
+                self.sending = false;
             }
             Event::Sent(Err(source)) => {
                 self.sending = false;
