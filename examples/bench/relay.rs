@@ -149,10 +149,11 @@ pub fn main(args: &[String]) -> Result<(), String> {
                 let m = transfer(tool, Source::File(&data), Sink::File(&out), expected)
                     .map_err(|e| format!("{} (run {run}): {e}", tool.name))?;
                 eprintln!(
-                    "  run {run}/{}: {:<12} {:>8.1} MiB/s  rss {} / {}",
+                    "  run {run}/{}: {:<15} {:>7.1} MiB/s  cpu {:.2} s  rss {} / {}",
                     options.runs,
                     tool.name,
                     options.mib as f64 / m.secs,
+                    m.cpu,
                     mib_str(m.rss_send),
                     mib_str(m.rss_recv)
                 );
@@ -829,6 +830,42 @@ struct Measure {
     secs: f64,
     rss_send: u64,
     rss_recv: u64,
+    /// CPU time (user + system) of sender and receiver together, in seconds:
+    /// unlike wall time, barely affected by other load on the machine.
+    cpu: f64,
+}
+
+/// CPU time of this process's reaped children, in clock ticks
+/// (`cutime + cstime` of `/proc/self/stat`).
+fn children_cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses; `rest[0]` is
+    // field 3 (state), so field n is `rest[n - 3]`.
+    let rest: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, r)| r.split_whitespace().collect());
+    let field = |n: usize| {
+        rest.get(n - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(16) + field(17)
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; Linux uses 100).
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .filter(|&t| t > 0.0)
+        .unwrap_or(100.0)
 }
 
 fn with_port(argv: &[String], port: u16) -> Vec<String> {
@@ -854,6 +891,7 @@ fn transfer(tool: &Tool, source: Source, sink: Sink, expected: Sum) -> Result<Me
         ),
         Sink::Stream => Stdio::piped(),
     };
+    let cpu_before = children_cpu_ticks();
     let mut receiver = Proc::spawn(&with_port(&tool.receiver, port), Stdio::null(), stdout)?;
     let sink_thread = match sink {
         Sink::File(_) => None,
@@ -926,6 +964,7 @@ fn transfer(tool: &Tool, source: Source, sink: Sink, expected: Sum) -> Result<Me
         }
         thread::sleep(Duration::from_micros(500));
     };
+    let cpu_ticks = children_cpu_ticks().saturating_sub(cpu_before);
     sender.check()?;
     receiver.check()?;
 
@@ -960,6 +999,7 @@ fn transfer(tool: &Tool, source: Source, sink: Sink, expected: Sum) -> Result<Me
         secs: (end - start).as_secs_f64(),
         rss_send,
         rss_recv,
+        cpu: cpu_ticks as f64 / clock_ticks(),
     })
 }
 
@@ -1122,6 +1162,8 @@ struct Row {
     secs: f64,
     rss_send: u64,
     rss_recv: u64,
+    /// Median CPU seconds of both processes together.
+    cpu: f64,
 }
 
 impl Row {
@@ -1129,7 +1171,10 @@ impl Row {
         let mut secs: Vec<f64> = measures.iter().map(|m| m.secs).collect();
         secs.sort_by(f64::total_cmp);
         let median = secs[secs.len() / 2];
+        let mut cpu: Vec<f64> = measures.iter().map(|m| m.cpu).collect();
+        cpu.sort_by(f64::total_cmp);
         Row {
+            cpu: cpu[cpu.len() / 2],
             key: tool.key,
             name: tool.name,
             mib_s: mib as f64 / median,
@@ -1163,18 +1208,20 @@ fn report(
         );
         let _ = writeln!(
             s,
-            "| tool | MiB/s | wall s | peak RSS sender | peak RSS receiver |"
+            "| tool | MiB/s | wall s | peak RSS sender | peak RSS receiver | CPU s (both) | MiB per CPU s |"
         );
-        let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: |");
+        let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
         for r in rows {
             let _ = writeln!(
                 s,
-                "| {} | {:.0} | {:.3} | {} | {} |",
+                "| {} | {:.0} | {:.3} | {} | {} | {:.2} | {:.0} |",
                 r.name,
                 r.mib_s,
                 r.secs,
                 mib_str(r.rss_send),
-                mib_str(r.rss_recv)
+                mib_str(r.rss_recv),
+                r.cpu,
+                options.mib as f64 / r.cpu.max(0.01)
             );
         }
         let _ = writeln!(s);
@@ -1228,6 +1275,20 @@ fn report(
                 "- duplex raw / best peer ({}): {ratio:.2} (target >= 1.2): {}",
                 best.name,
                 verdict(ratio >= 1.2)
+            );
+        }
+        let frugal = rows
+            .iter()
+            .filter(|r| !r.key.starts_with("duplex"))
+            .min_by(|a, b| a.cpu.total_cmp(&b.cpu));
+        if let Some(frugal) = frugal {
+            let _ = writeln!(
+                s,
+                "  (CPU cost, robust to other load: duplex raw {:.2} s vs {} {:.2} s, ratio {:.2})",
+                raw.cpu,
+                frugal.name,
+                frugal.cpu,
+                frugal.cpu / raw.cpu.max(0.01)
             );
         }
         if let Some(chat) = find("duplex-chat") {
