@@ -61,7 +61,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A partial incoming line is shown after the peer has been quiet this long.
 pub const PARTIAL_AFTER: Duration = Duration::from_millis(250);
@@ -82,6 +82,10 @@ const EDITOR_POLL: Duration = Duration::from_millis(20);
 
 /// How long [`View::finish`] waits for the editor to notice the break flag.
 const EDITOR_STOP: Duration = Duration::from_secs(2);
+
+/// How long a line may wait for the printer before we check whether the
+/// terminal is still there.
+const HANGUP_CHECK: Duration = Duration::from_millis(500);
 
 /// `--color`: when the view may use colour.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -379,16 +383,59 @@ fn note(shown: &Sender<Shown>, line: String) {
     let _ = shown.try_send(Shown::Note(line));
 }
 
+/// Queues `line` for the printer, waiting while its queue is full, but not
+/// past `deadline` (then `Full`). reedline's queue is a std `SyncSender`,
+/// which has no timed send, so a full queue is retried in short steps; the
+/// editor empties it every [`EDITOR_POLL`].
+fn send_by(
+    printer: &SyncSender<String>,
+    mut line: String,
+    deadline: Instant,
+) -> Result<(), TrySendError<String>> {
+    loop {
+        match printer.try_send(line) {
+            Ok(()) => return Ok(()),
+            Err(std::sync::mpsc::TrySendError::Disconnected(l)) => {
+                return Err(TrySendError::Disconnected(l));
+            }
+            Err(std::sync::mpsc::TrySendError::Full(l)) => {
+                if Instant::now() >= deadline {
+                    return Err(TrySendError::Full(l));
+                }
+                line = l;
+                thread::sleep(EDITOR_POLL / 4);
+            }
+        }
+    }
+}
+
 /// The body of `duplex-view-out`: bytes → rendered lines → printer queue.
 fn show_loop(shown: &Receiver<Shown>, printer: &SyncSender<String>, style: &Style) {
     let mut partial: Vec<u8> = Vec::new();
     // The partial line already shown in part: the rest is a continuation.
     let mut continued = false;
-    let print = |line: String| {
-        // Once the editor has gone (its printer queue with it), print
-        // directly: the terminal is back in cooked mode.
-        if let Err(unsent) = printer.send(line) {
-            let _ = writeln!(io::stdout().lock(), "{}", unsent.0);
+    // Set when the terminal has hung up: nobody can see anything any more,
+    // and the editor may never take from its queue again.
+    let mut hung_up = false;
+    let mut print = |line: String| {
+        let mut line = line;
+        while !hung_up {
+            match send_by(printer, line, Instant::now() + HANGUP_CHECK) {
+                Ok(()) => return,
+                // A slow terminal is backpressure; a hung-up one (isatty
+                // fails on it) would block this thread, and through it the
+                // conversation, for ever.
+                Err(TrySendError::Full(unsent)) => {
+                    hung_up = !io::stdout().is_terminal();
+                    line = unsent;
+                }
+                // Once the editor has gone (its printer queue with it),
+                // print directly: the terminal is back in cooked mode.
+                Err(TrySendError::Disconnected(unsent)) => {
+                    let _ = writeln!(io::stdout().lock(), "{unsent}");
+                    return;
+                }
+            }
         }
     };
     loop {
@@ -430,8 +477,9 @@ fn show_loop(shown: &Receiver<Shown>, printer: &SyncSender<String>, style: &Styl
                 // been queued than the queue holds, the editor has taken
                 // every real line before them, and prints a batch before it
                 // looks at the break flag again.
+                let deadline = Instant::now() + EDITOR_STOP;
                 for _ in 0..=PRINTER_QUEUE {
-                    if printer.send(String::new()).is_err() {
+                    if hung_up || send_by(printer, String::new(), deadline).is_err() {
                         break;
                     }
                 }

@@ -171,7 +171,14 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         if thread::panicking() {
-            let _ = writeln!(std::io::stderr(), "--- screen ---\n{}", self.screen());
+            // Not `self.screen()`: a second panic here would abort the run.
+            if let Ok(out) = Command::new("tmux")
+                .args(["-L", &self.socket, "capture-pane", "-p"])
+                .output()
+            {
+                let screen = String::from_utf8_lossy(&out.stdout);
+                let _ = writeln!(std::io::stderr(), "--- screen ---\n{screen}");
+            }
         }
         let _ = Command::new("tmux")
             .arg("-L")
@@ -499,4 +506,45 @@ fn generate_prints_a_man_page_and_completions() {
         run(&["--generate", "man", "serve", "0"]).status.code(),
         Some(2)
     );
+}
+
+/// Whether process `pid` has exited (gone, or a zombie nobody reaped: the
+/// tmux server that was its parent is gone too).
+fn exited(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn a_terminal_that_hangs_up_ends_the_view_and_the_process() {
+    let Some(tmux) = Tmux::start() else { return };
+    let mut server = Server::start();
+    // `exec`, so that the pane's process is duplex itself.
+    tmux.shell(&format!(
+        "exec {DUPLEX} connect --color never {} {}",
+        server.addr.ip(),
+        server.addr.port()
+    ));
+    tmux.wait_for("the view's prompt after `connected to`", |s| {
+        s.contains("-- connected to") && prompt_line(s).is_some()
+    });
+    let pid = String::from_utf8_lossy(&tmux.run(&["display", "-p", "#{pane_pid}"]).stdout)
+        .trim()
+        .to_owned();
+    server.say(b"a line for a terminal that is about to go\n");
+    tmux.run(&["kill-server"]);
+    // The hang-up ends the conversation gracefully: the server sees our EOF.
+    assert_eq!(server.wait_exit(), 0);
+    let deadline = Instant::now() + DEADLINE;
+    while !exited(&pid) {
+        assert!(
+            Instant::now() < deadline,
+            "duplex (pid {pid}) is still running after its terminal hung up"
+        );
+        thread::sleep(POLL);
+    }
 }
