@@ -412,6 +412,25 @@ fn raw_serve_stdin_eof_half_closes_and_keeps_receiving() {
 }
 
 #[test]
+fn raw_duplex_to_duplex_client_done_first_server_still_delivers() {
+    let (mut server, addr) = serve(&["--once", "--raw"]);
+    let mut client = connect(addr, &["--raw"]);
+    server.wait_for_stderr("connection from");
+    client.write(b"client says\n\n");
+    client.close_stdin();
+    server.wait_for_stdout(b"client says\n\n");
+    // The client is done sending; the server has a lot left to say.
+    client.assert_running();
+    let feeder = feed(Pattern::new(4 * MIB + 5), server.take_stdin());
+    join(feeder, "feeding the server").expect("the server took all its input");
+    server.assert_exit(0);
+    client.assert_exit(0);
+    let got = client.stdout();
+    Pattern::new(4 * MIB + 5).check(&got[..], "client stdout");
+    server.assert_stdout(b"client says\n\n");
+}
+
+#[test]
 fn raw_peer_eof_first_we_keep_sending() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let mut client = connect(listener.local_addr().expect("addr"), &["--raw"]);
