@@ -1015,6 +1015,31 @@ enum Relay<'a> {
 struct Latency {
     p50: f64,
     p99: f64,
+    /// Context switches of both processes (all threads) per round trip:
+    /// each thread hop on the path costs at least one.
+    switches: f64,
+    /// Threads of server + client.
+    threads: usize,
+}
+
+/// Context switches (voluntary + involuntary) of all threads of a process,
+/// and how many threads it has.
+fn context_switches(pid: u32) -> (u64, usize) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return (0, 0);
+    };
+    let mut total = 0;
+    let mut threads = 0;
+    for task in tasks.flatten() {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        threads += 1;
+        total += status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    (total, threads)
 }
 
 /// A chat-mode relay whose stdout is wired straight back into its own stdin
@@ -1093,6 +1118,7 @@ fn round_trips(relay: Relay, count: usize) -> Result<Latency, String> {
     });
 
     let mut times = Vec::with_capacity(count);
+    let mut switches_before = None;
     let mut line = Vec::with_capacity(64);
     let mut failure = None;
     for i in 0..WARMUP_ROUNDTRIPS + count {
@@ -1117,10 +1143,19 @@ fn round_trips(relay: Relay, count: usize) -> Result<Latency, String> {
                 break;
             }
         }
+        if i + 1 == WARMUP_ROUNDTRIPS {
+            switches_before =
+                Some(context_switches(server.pid()).0 + context_switches(client.pid()).0);
+        }
         if i >= WARMUP_ROUNDTRIPS {
             times.push(elapsed);
         }
     }
+    let (server_switches, server_threads) = context_switches(server.pid());
+    let (client_switches, client_threads) = context_switches(client.pid());
+    let switches = (server_switches + client_switches).saturating_sub(switches_before.unwrap_or(0))
+        as f64
+        / count as f64;
     let _ = cancel.send(());
     let _ = watchdog.join();
 
@@ -1149,6 +1184,8 @@ fn round_trips(relay: Relay, count: usize) -> Result<Latency, String> {
     Ok(Latency {
         p50: at(0.50),
         p99: at(0.99),
+        switches,
+        threads: server_threads + client_threads,
     })
 }
 
@@ -1253,10 +1290,17 @@ fn report(
             "round trip: {} lines through a chat-mode relay, both processes on `taskset -c 0`",
             options.roundtrips
         );
-        let _ = writeln!(s, "| relay | p50 µs | p99 µs |");
-        let _ = writeln!(s, "| --- | ---: | ---: |");
+        let _ = writeln!(
+            s,
+            "| relay | p50 µs | p99 µs | context switches per round trip | threads (server + client) |"
+        );
+        let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: |");
         for (name, l) in latencies {
-            let _ = writeln!(s, "| {name} | {:.1} | {:.1} |", l.p50, l.p99);
+            let _ = writeln!(
+                s,
+                "| {name} | {:.1} | {:.1} | {:.1} | {} |",
+                l.p50, l.p99, l.switches, l.threads
+            );
         }
         let _ = writeln!(s);
     }
