@@ -4,14 +4,13 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, TcpListener};
 use std::thread;
-use std::time::Instant;
 
 use support::{
-    DEADLINE, Proc, accept_raw, connect, connect_raw, expect_eof_after, fnv1a,
-    noise_without_newline, send_raw, serve, show,
+    Proc, accept_raw, connect, connect_raw, expect_eof_after, flood_until_closed, fnv1a,
+    noise_without_newline, read_a_little_then_close, send_raw, serve, show,
 };
 
 /// Wait for the `... ended: REASON` line and check REASON.
@@ -245,26 +244,11 @@ fn chat_closed_stdout_exits_0_quietly() {
         .args(["connect", "127.0.0.1", &addr.port().to_string()])
         .stdout_manual()
         .spawn();
-    let mut peer = accept_raw(&listener);
+    let peer = accept_raw(&listener);
 
     // The server keeps sending until the client is gone (or the deadline).
-    let flood = thread::spawn(move || {
-        let deadline = Instant::now() + DEADLINE;
-        let chunk = b"more and more lines\n".repeat(100);
-        while Instant::now() < deadline {
-            if peer.write_all(&chunk).is_err() {
-                return true;
-            }
-        }
-        false
-    });
-
-    // The reader of the client's stdout reads a little, then goes away.
-    let mut out = client.take_stdout();
-    let mut first = [0u8; 64];
-    let n = out.read(&mut first).expect("read client stdout");
-    assert!(n > 0, "client stdout ended before any data");
-    drop(out);
+    let flood = flood_until_closed(peer);
+    read_a_little_then_close(client.take_stdout());
 
     client.assert_exit(0);
     client.assert_no_error_line();

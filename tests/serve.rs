@@ -4,14 +4,11 @@
 
 mod support;
 
-use std::io::Read;
 use std::net::Shutdown;
-use std::thread;
-use std::time::Instant;
 
 use support::{
-    DEADLINE, connect, connect_raw, duplex, expect_eof_after, ipv6_loopback_available, read_until,
-    send_raw, serve, skip,
+    connect, connect_raw, duplex, expect_eof_after, flood_until_closed, ipv6_loopback_available,
+    read_a_little_then_close, read_until, send_raw, serve, skip,
 };
 
 #[test]
@@ -199,25 +196,10 @@ fn serve_closed_stdout_exits_0_quietly() {
         .stdout_manual()
         .spawn();
     let addr = server.wait_for_listening();
-    let mut peer = connect_raw(addr);
+    let peer = connect_raw(addr);
 
-    let flood = thread::spawn(move || {
-        use std::io::Write;
-        let deadline = Instant::now() + DEADLINE;
-        let chunk = b"more and more lines\n".repeat(100);
-        while Instant::now() < deadline {
-            if peer.write_all(&chunk).is_err() {
-                return true;
-            }
-        }
-        false
-    });
-
-    let mut out = server.take_stdout();
-    let mut first = [0u8; 64];
-    let n = out.read(&mut first).expect("read server stdout");
-    assert!(n > 0, "server stdout ended before any data");
-    drop(out);
+    let flood = flood_until_closed(peer);
+    read_a_little_then_close(server.take_stdout());
 
     server.assert_exit(0);
     server.assert_no_error_line();

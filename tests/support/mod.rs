@@ -729,6 +729,28 @@ pub fn read_until(s: &mut TcpStream, needle: &[u8]) -> Vec<u8> {
 
 /// Write all bytes on a raw peer.
 #[track_caller]
+/// Floods `peer` with lines on a thread until a write fails (the other side
+/// closed the connection: returns true) or the deadline passes (false).
+pub fn flood_until_closed(mut peer: TcpStream) -> thread::JoinHandle<bool> {
+    thread::spawn(move || {
+        let deadline = Instant::now() + DEADLINE;
+        let chunk = b"more and more lines\n".repeat(100);
+        while Instant::now() < deadline {
+            if peer.write_all(&chunk).is_err() {
+                return true;
+            }
+        }
+        false
+    })
+}
+
+/// Reads a little of a child's stdout, then closes it, as `| head -c 64` would.
+pub fn read_a_little_then_close(mut out: ChildStdout) {
+    let mut first = [0u8; 64];
+    let n = out.read(&mut first).expect("read the child's stdout");
+    assert!(n > 0, "stdout ended before any data");
+}
+
 pub fn send_raw(s: &mut TcpStream, bytes: &[u8]) {
     s.write_all(bytes)
         .unwrap_or_else(|e| panic!("raw peer: writing {}: {e}", show(bytes)));
