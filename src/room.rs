@@ -52,7 +52,9 @@ use crate::net::{Accepted, Acceptor};
 use crate::options::{ConversationOptions, RoomOptions};
 use crate::shutdown::Shutdown;
 use crate::status::Status;
-use crossbeam_channel::{Receiver, RecvError, Sender, TrySendError, at, bounded, never, select};
+use crossbeam_channel::{
+    Receiver, RecvError, Sender, TrySendError, at, bounded, never, select, unbounded,
+};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
@@ -71,15 +73,14 @@ const READ_BUFFER: usize = 16 * 1024;
 
 /// Messages (each one or more whole lines) a peer's queue holds before the
 /// peer counts as too slow.
-const QUEUE_MESSAGES: usize = 1024;
+const QUEUE_MESSAGES: usize = 8192;
 
 /// Bytes a peer's queue holds before the peer counts as too slow (a single
-/// larger message is still taken by an empty queue).
-const QUEUE_BYTES: usize = 4 * 1024 * 1024;
-
-/// Queue slots kept free beyond [`QUEUE_MESSAGES`] for the last words to a
-/// peer (line too long, room closing, goodbye), which must always fit.
-const QUEUE_RESERVE: usize = 4;
+/// larger message is still taken by an empty queue). Messages are shared
+/// between queues, so this bounds the room's memory, not each peer's: what
+/// is live is the tail of one stream of messages, as long as the longest
+/// queue.
+const QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Events waiting for the hub; a full channel blocks the receiver threads.
 const EVENTS: usize = 256;
@@ -226,7 +227,7 @@ impl Peer {
         self.push(queue, msg)
     }
 
-    /// Queues the last words to a peer, into the reserved slots.
+    /// Queues the last words to a peer, past the bound.
     fn offer_last(&self, msg: &Bytes) {
         if let Some(queue) = &self.queue {
             self.push(queue, msg);
@@ -416,7 +417,13 @@ impl Hub<'_> {
         self.next_id += 1;
         let stream = Arc::new(stream);
         let shared = Arc::new(SendState::default());
-        let (queue_tx, queue_rx) = bounded(QUEUE_MESSAGES + QUEUE_RESERVE);
+        // Bounded by `Peer::offer`, in messages and bytes, at the only
+        // producer (the hub), rather than by the channel: an array channel
+        // allocates all its slots up front, which for 500 idle peers would
+        // be most of the room's memory. The last words to a peer (line too
+        // long, room closing, the goodbye) go past the bound and must always
+        // fit.
+        let (queue_tx, queue_rx) = unbounded();
 
         let recv = {
             let stream = Arc::clone(&stream);
@@ -792,7 +799,21 @@ fn join(handle: JoinHandle<()>, name: &str) {
 fn send_pump(stream: &TcpStream, queue: &Receiver<Bytes>, shared: &SendState) -> io::Result<()> {
     let mut out = stream;
     let mut batch = Vec::new();
-    for first in queue {
+    loop {
+        // Before sleeping on an empty queue, let the hub run once: under
+        // load the next message is usually on its way, and taking it without
+        // sleeping spares the hub a wake-up call per message per peer, which
+        // is most of the cost of a busy room.
+        let first = match queue.try_recv() {
+            Ok(msg) => msg,
+            Err(_) => {
+                thread::yield_now();
+                match queue.recv() {
+                    Ok(msg) => msg,
+                    Err(_) => break,
+                }
+            }
+        };
         let writing = match shared.writing.lock() {
             Ok(guard) => guard,
             // Nothing is guarded but the socket's line boundary.

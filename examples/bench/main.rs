@@ -11,6 +11,7 @@
 //! so it cannot rot. Performance is measured, never asserted.
 
 mod relay;
+mod room;
 
 use std::process::ExitCode;
 
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("relay") => relay::main(&args[1..]),
+        Some("room") => room::main(&args[1..]),
         _ => relay::main(&args),
     };
     match result {
