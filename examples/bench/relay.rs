@@ -189,12 +189,20 @@ pub fn main(args: &[String]) -> Result<(), String> {
         match which("taskset") {
             None => println!("  note: latency skipped: taskset not found (util-linux)"),
             Some(_) => {
-                latencies.push((
-                    "duplex",
-                    round_trips(Relay::Duplex(&duplex), options.roundtrips)?,
-                ));
+                // In --runs rounds, duplex and nc alternating, so a burst of
+                // load elsewhere hits both alike.
+                let rounds = options.runs.min(options.roundtrips);
+                let per_round = options.roundtrips.div_ceil(rounds);
+                let (mut duplex_samples, mut nc_samples) = (Vec::new(), Vec::new());
+                for _ in 0..rounds {
+                    duplex_samples.push(round_trips(Relay::Duplex(&duplex), per_round)?);
+                    if peers.nc {
+                        nc_samples.push(round_trips(Relay::Nc, per_round)?);
+                    }
+                }
+                latencies.push(("duplex", Latency::of(duplex_samples)));
                 if peers.nc {
-                    latencies.push(("nc", round_trips(Relay::Nc, options.roundtrips)?));
+                    latencies.push(("nc", Latency::of(nc_samples)));
                 }
             }
         }
@@ -1022,6 +1030,30 @@ struct Latency {
     threads: usize,
 }
 
+/// What one relay run measured.
+struct Sample {
+    times: Vec<Duration>,
+    switches: u64,
+    threads: usize,
+}
+
+impl Latency {
+    fn of(samples: Vec<Sample>) -> Latency {
+        let threads = samples.iter().map(|s| s.threads).max().unwrap_or(0);
+        let switches: u64 = samples.iter().map(|s| s.switches).sum();
+        let mut times: Vec<Duration> = samples.into_iter().flat_map(|s| s.times).collect();
+        times.sort();
+        let at =
+            |q: f64| times[((times.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e6;
+        Latency {
+            p50: at(0.50),
+            p99: at(0.99),
+            switches: switches as f64 / times.len().max(1) as f64,
+            threads,
+        }
+    }
+}
+
 /// Context switches (voluntary + involuntary) of all threads of a process,
 /// and how many threads it has.
 fn context_switches(pid: u32) -> (u64, usize) {
@@ -1045,7 +1077,7 @@ fn context_switches(pid: u32) -> (u64, usize) {
 /// A chat-mode relay whose stdout is wired straight back into its own stdin
 /// (both ends of one pipe: no extra process or thread on the path), a client
 /// that sends one line and waits for its echo, both on CPU 0.
-fn round_trips(relay: Relay, count: usize) -> Result<Latency, String> {
+fn round_trips(relay: Relay, count: usize) -> Result<Sample, String> {
     let (read_end, write_end) = io::pipe().map_err(|e| format!("pipe: {e}"))?;
     let (server_argv, client_argv, port) = match relay {
         Relay::Duplex(duplex) => {
@@ -1153,9 +1185,7 @@ fn round_trips(relay: Relay, count: usize) -> Result<Latency, String> {
     }
     let (server_switches, server_threads) = context_switches(server.pid());
     let (client_switches, client_threads) = context_switches(client.pid());
-    let switches = (server_switches + client_switches).saturating_sub(switches_before.unwrap_or(0))
-        as f64
-        / count as f64;
+    let switches = (server_switches + client_switches).saturating_sub(switches_before.unwrap_or(0));
     let _ = cancel.send(());
     let _ = watchdog.join();
 
@@ -1179,11 +1209,8 @@ fn round_trips(relay: Relay, count: usize) -> Result<Latency, String> {
             client.finish_stderr()
         ));
     }
-    times.sort();
-    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e6;
-    Ok(Latency {
-        p50: at(0.50),
-        p99: at(0.99),
+    Ok(Sample {
+        times,
         switches,
         threads: server_threads + client_threads,
     })
@@ -1287,8 +1314,9 @@ fn report(
     if !latencies.is_empty() {
         let _ = writeln!(
             s,
-            "round trip: {} lines through a chat-mode relay, both processes on `taskset -c 0`",
-            options.roundtrips
+            "round trip: {} lines through a chat-mode relay, both processes on `taskset -c 0`, in {} rounds alternating duplex and nc",
+            options.roundtrips,
+            options.runs.min(options.roundtrips)
         );
         let _ = writeln!(
             s,
