@@ -4,10 +4,18 @@
 //! Bytes move through duplex in chunks of many lines, cut wherever a `read`
 //! happened to return, so the scanner keeps the little state that crosses a
 //! cut: whether the next byte starts a line, and whether the line so far is a
-//! lone `\r`. Everything else is a fast `memchr` for `\n`, so chat mode costs
-//! almost nothing over raw mode.
+//! lone `\r`. Inside a chunk, a goodbye is a `\n\n` or `\n\r\n`, found by
+//! two SIMD substring searches over the whole chunk (`memchr::memmem`), so
+//! chat mode costs almost nothing over raw mode: no work per line.
 
+use memchr::memmem::Finder;
 use std::ops::Range;
+use std::sync::LazyLock;
+
+/// An empty line after a line: `\n\n`.
+static EMPTY_LF: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\n\n"));
+/// An empty CRLF line after a line: `\n\r\n`.
+static EMPTY_CRLF: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\n\r\n"));
 
 /// Where the scanner stands between two bytes of the stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,45 +68,37 @@ impl GoodbyeScanner {
     /// Scans the next chunk of the stream. Returns the first goodbye in it, if
     /// any; the scanner then stands at the start of the line after it.
     pub fn scan(&mut self, chunk: &[u8]) -> Option<Goodbye> {
-        let mut pos = 0;
-        loop {
-            match self.state {
-                State::LineStart => match chunk.get(pos) {
-                    None => return None,
-                    Some(b'\n') => {
-                        return Some(Goodbye {
-                            end: pos + 1,
-                            len: 1,
-                        });
-                    }
-                    Some(b'\r') => {
-                        self.state = State::LineStartCr;
-                        pos += 1;
-                        continue;
-                    }
-                    Some(_) => self.state = State::MidLine,
-                },
-                State::LineStartCr => match chunk.get(pos) {
-                    None => return None,
-                    Some(b'\n') => {
-                        self.state = State::LineStart;
-                        return Some(Goodbye {
-                            end: pos + 1,
-                            len: 2,
-                        });
-                    }
-                    Some(_) => self.state = State::MidLine,
-                },
-                State::MidLine => {}
-            }
-            match memchr::memchr(b'\n', &chunk[pos..]) {
-                None => return None,
-                Some(offset) => {
-                    pos += offset + 1;
-                    self.state = State::LineStart;
-                }
-            }
+        let Some(&first) = chunk.first() else {
+            return None;
+        };
+        // A goodbye that starts at the cut: the state says whether the bytes
+        // just before it end a line (and hold a lone `\r`).
+        match (self.state, first, chunk.get(1)) {
+            (State::LineStart, b'\n', _) => return self.found(1, 1),
+            (State::LineStart, b'\r', Some(b'\n')) => return self.found(2, 2),
+            (State::LineStartCr, b'\n', _) => return self.found(1, 2),
+            _ => {}
         }
+        // Inside the chunk every goodbye follows a `\n`: one SIMD search for
+        // each form over the whole chunk, instead of one call per line.
+        let lf = EMPTY_LF.find(chunk).map(|at| (at + 2, 1));
+        let crlf = EMPTY_CRLF.find(chunk).map(|at| (at + 3, 2));
+        // Lines do not overlap, so the goodbye that ends first starts first.
+        if let Some((end, len)) = [lf, crlf].into_iter().flatten().min() {
+            return self.found(end, len);
+        }
+        self.state = match chunk {
+            [.., b'\n'] => State::LineStart,
+            [.., b'\n', b'\r'] => State::LineStartCr,
+            [b'\r'] if self.state == State::LineStart => State::LineStartCr,
+            _ => State::MidLine,
+        };
+        None
+    }
+
+    fn found(&mut self, end: usize, len: usize) -> Option<Goodbye> {
+        self.state = State::LineStart;
+        Some(Goodbye { end, len })
     }
 
     /// True when the stream so far ends in a `\r` that starts a line: the next
