@@ -35,7 +35,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// Size of the receiver's read buffer.
-const RECV_BUFFER: usize = 256 * 1024;
+const RECV_BUFFER: usize = 1024 * 1024;
 
 /// How a conversation ended normally. Failures are [`Error`]s instead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

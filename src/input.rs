@@ -19,11 +19,12 @@ use std::io::{self, Read};
 use std::thread;
 
 /// How many bytes one read asks for: large reads make large writes, which is
-/// most of a fast relay.
-pub const CHUNK_SIZE: usize = 256 * 1024;
+/// most of a fast relay (1 MiB measured faster than 256 KiB on loopback:
+/// fewer system calls and channel hand-overs per byte).
+pub const CHUNK_SIZE: usize = 1024 * 1024;
 
-/// Chunks read ahead of the conversation: with [`CHUNK_SIZE`], at most about
-/// a megabyte of input waits in memory.
+/// Chunks read ahead of the conversation: with [`CHUNK_SIZE`], at most a few
+/// megabytes of input wait in memory.
 const CHANNEL_CHUNKS: usize = 4;
 
 /// A run of input bytes: `buf[start..end]`. The buffer goes back to the
