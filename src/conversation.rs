@@ -92,7 +92,6 @@ pub fn run(
     let _entered = span.enter();
     let clock = Clock::new();
     let (events_tx, events) = bounded(8);
-    let (stop_tx, stop) = bounded::<()>(0);
     let spawn_error = |source| Error::Local {
         op: "could not start a conversation thread",
         source,
@@ -102,21 +101,28 @@ pub fn run(
         // Whatever way this closure is left, shutting the socket down first
         // wakes a pump blocked on it, so the scope's joins cannot hang.
         let _wake = ShutdownOnDrop(&stream);
+        // Dropping `stop_tx` stops the sender; it lives in this closure, so
+        // every way out of it (an error included) also releases the sender.
+        let (stop_tx, stop) = bounded::<()>(0);
         let mode = options.mode;
         let (stream, clock) = (&stream, &clock);
 
         let sent = events_tx.clone();
+        let send_span = span.clone();
         thread::Builder::new()
             .name("peer-send".into())
             .spawn_scoped(scope, move || {
+                let _entered = send_span.enter();
                 let result = send_pump(stream, input, &stop, mode, clock, &sent);
                 let _ = sent.send(Event::Sent(result));
             })
             .map_err(spawn_error)?;
         let received = events_tx;
+        let recv_span = span.clone();
         thread::Builder::new()
             .name("peer-recv".into())
             .spawn_scoped(scope, move || {
+                let _entered = recv_span.enter();
                 let result = recv_pump(stream, output, mode, clock, &received);
                 let _ = received.send(Event::Received(result));
             })
