@@ -68,9 +68,7 @@ impl GoodbyeScanner {
     /// Scans the next chunk of the stream. Returns the first goodbye in it, if
     /// any; the scanner then stands at the start of the line after it.
     pub fn scan(&mut self, chunk: &[u8]) -> Option<Goodbye> {
-        let Some(&first) = chunk.first() else {
-            return None;
-        };
+        let &first = chunk.first()?;
         // A goodbye that starts at the cut: the state says whether the bytes
         // just before it end a line (and hold a lone `\r`).
         match (self.state, first, chunk.get(1)) {
