@@ -24,17 +24,26 @@
 //!   EOF) and a line that is too long; after either it reads and discards
 //!   until EOF, so that closing never turns into a reset.
 //! - `room-send` is `for msg in queue { write_all }` (coalescing what is
-//!   already waiting into one write), then `shutdown(Write)`: dropping the
-//!   hub's end of the queue *is* the half-close.
+//!   already waiting into one write, and stamping each `write` that makes
+//!   progress), then `shutdown(Write)`: dropping the hub's end of the queue
+//!   *is* the half-close.
 //!
 //! **Bounded everywhere.** The events channel is bounded: a hub that cannot
 //! keep up (its output is slow: SPEC makes the server's stdout the one reader
 //! that may slow the room) blocks the receivers, and TCP flow control slows
 //! the senders. Each peer's queue is bounded in messages and in bytes, and the
-//! hub only ever `try_send`s into it: a peer whose queue is full is evicted
-//! (`shutdown(Both)` first, which wakes its sender thread stuck in
-//! `write_all`), so one slow reader never stalls the others nor grows memory.
-//! Messages are `Arc<[u8]>`, shared by every queue they are in.
+//! hub never waits on it. Being behind is not being too slow: in a burst, a
+//! peer that reads but is short of CPU falls behind for a moment. So a peer is
+//! evicted when its queue is over the soft bound ([`QUEUE_MESSAGES`],
+//! [`QUEUE_BYTES`]) *and* its sender thread has written nothing for
+//! [`STALL_GRACE`] (the sender stamps each write that makes progress), or at
+//! once when its queue reaches [`HARD_FACTOR`] times the soft bound. Eviction
+//! is `shutdown(Both)` first, which wakes the sender thread stuck in its
+//! write, so one peer that stops reading never stalls the others, and memory
+//! stays bounded by the hard bound. Both are checked when the hub offers the
+//! peer a message: a stalled peer nobody talks to holds what it holds, and is
+//! evicted by the next message. Messages are `Arc<[u8]>`, shared by every
+//! queue they are in.
 //!
 //! **Leaving never blocks the hub.** A peer that leaves (goodbye, EOF, error,
 //! eviction, line too long, room closing) loses its queue sender and gets a
@@ -58,10 +67,10 @@ use crossbeam_channel::{
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The longest line a room relays, not counting its `\n`. A longer one is
 /// never relayed, so memory stays bounded and no line is ever cut.
@@ -72,15 +81,26 @@ pub const MAX_LINE: usize = 64 * 1024;
 const READ_BUFFER: usize = 16 * 1024;
 
 /// Messages (each one or more whole lines) a peer's queue holds before the
-/// peer counts as too slow.
+/// peer counts as behind: from then on, it is too slow if its sender thread
+/// makes no progress for [`STALL_GRACE`].
 const QUEUE_MESSAGES: usize = 8192;
 
-/// Bytes a peer's queue holds before the peer counts as too slow (a single
+/// Bytes a peer's queue holds before the peer counts as behind (a single
 /// larger message is still taken by an empty queue). Messages are shared
-/// between queues, so this bounds the room's memory, not each peer's: what
-/// is live is the tail of one stream of messages, as long as the longest
-/// queue.
+/// between queues, so the bounds are on the room's memory, not each peer's:
+/// what is live is the tail of one stream of messages, as long as the
+/// longest queue.
 const QUEUE_BYTES: usize = 8 * 1024 * 1024;
+
+/// How long a peer that is behind may go without its sender thread writing
+/// anything before it counts as too slow. Long enough for a reader that is
+/// merely short of CPU in a burst; short enough that a peer that stopped
+/// reading is gone within about a second of falling behind.
+const STALL_GRACE: Duration = Duration::from_secs(1);
+
+/// A queue this many times the soft bound is too slow whatever its progress:
+/// the hard bound on the room's memory.
+const HARD_FACTOR: usize = 4;
 
 /// Events waiting for the hub; a full channel blocks the receiver threads.
 const EVENTS: usize = 256;
@@ -187,13 +207,43 @@ enum Deadline {
 }
 
 /// What the hub and a peer's sender thread share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct SendState {
     /// Bytes in the queue, not yet written.
     queued: AtomicUsize,
+    /// The origin of `progress`.
+    epoch: Instant,
+    /// When the peer was last seen keeping up, in milliseconds since
+    /// `epoch`: its sender thread's last `write` that took something, or the
+    /// hub finding nothing queued. Only ever moves forward.
+    progress: AtomicU64,
     /// Held by the sender thread while it writes, so the hub can tell that
     /// the socket is at a line boundary before it writes a last notice.
     writing: Mutex<()>,
+}
+
+impl SendState {
+    fn new() -> SendState {
+        SendState {
+            queued: AtomicUsize::new(0),
+            epoch: Instant::now(),
+            progress: AtomicU64::new(0),
+            writing: Mutex::new(()),
+        }
+    }
+
+    /// The peer is keeping up as of `now`.
+    fn progressed(&self, now: Instant) {
+        let ms = now.saturating_duration_since(self.epoch).as_millis();
+        self.progress
+            .fetch_max(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// How long the peer has gone without keeping up, as of `now`.
+    fn stalled_for(&self, now: Instant) -> Duration {
+        let since = self.epoch + Duration::from_millis(self.progress.load(Ordering::Relaxed));
+        now.saturating_duration_since(since)
+    }
 }
 
 /// One entry of the peer table.
@@ -215,13 +265,24 @@ struct Peer {
 }
 
 impl Peer {
-    /// Queues `msg` unless the peer is too slow to take it (false).
-    fn offer(&self, msg: &Bytes) -> bool {
+    /// Queues `msg` unless the peer is too slow to take it (false): its
+    /// queue is over the soft bound and its sender has been stalled for
+    /// [`STALL_GRACE`], or its queue is at the hard bound.
+    fn offer(&self, msg: &Bytes, now: Instant) -> bool {
         let Some(queue) = &self.queue else {
             return true;
         };
         let queued = self.shared.queued.load(Ordering::Relaxed);
-        if queue.len() >= QUEUE_MESSAGES || (queued > 0 && queued + msg.len() > QUEUE_BYTES) {
+        if queued == 0 {
+            // Nothing waiting: whatever came before has been written.
+            self.shared.progressed(now);
+        }
+        let messages = queue.len();
+        let over = |factor: usize| {
+            messages >= factor * QUEUE_MESSAGES
+                || (queued > 0 && queued + msg.len() > factor * QUEUE_BYTES)
+        };
+        if over(1) && (over(HARD_FACTOR) || self.shared.stalled_for(now) >= STALL_GRACE) {
             return false;
         }
         self.push(queue, msg)
@@ -416,7 +477,7 @@ impl Hub<'_> {
         let id = self.next_id;
         self.next_id += 1;
         let stream = Arc::new(stream);
-        let shared = Arc::new(SendState::default());
+        let shared = Arc::new(SendState::new());
         // Bounded by `Peer::offer`, in messages and bytes, at the only
         // producer (the hub), rather than by the channel: an array channel
         // allocates all its slots up front, which for 500 idle peers would
@@ -587,8 +648,8 @@ impl Hub<'_> {
         self.notice(Some(id), &format!("* [{addr}] {reason}"));
     }
 
-    /// Evicts a peer whose queue is full: shuts its socket down first, which
-    /// wakes its sender thread from `write_all`.
+    /// Evicts a peer too slow to keep up: shuts its socket down first, which
+    /// wakes its sender thread from its write.
     fn evict(&mut self, id: PeerId) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
@@ -627,9 +688,10 @@ impl Hub<'_> {
     /// Queues `msg` for every peer in the room but `from`; evicts those too
     /// slow to take it.
     fn relay(&mut self, from: Option<PeerId>, msg: &Bytes) {
+        let now = Instant::now();
         let mut slow = Vec::new();
         for (&id, peer) in &self.peers {
-            if peer.active && Some(id) != from && !peer.offer(msg) {
+            if peer.active && Some(id) != from && !peer.offer(msg, now) {
                 slow.push(id);
             }
         }
@@ -821,7 +883,7 @@ fn send_pump(stream: &TcpStream, queue: &Receiver<Bytes>, shared: &SendState) ->
         };
         let mut taken = first.len();
         let written = if queue.is_empty() {
-            out.write_all(&first)
+            write_stamped(&mut out, &first, shared)
         } else {
             // Gather what is already waiting into one write.
             batch.clear();
@@ -835,7 +897,7 @@ fn send_pump(stream: &TcpStream, queue: &Receiver<Bytes>, shared: &SendState) ->
                     Err(_) => break,
                 }
             }
-            out.write_all(&batch)
+            write_stamped(&mut out, &batch, shared)
         };
         drop(writing);
         shared.queued.fetch_sub(taken, Ordering::Relaxed);
@@ -849,6 +911,22 @@ fn send_pump(stream: &TcpStream, queue: &Receiver<Bytes>, shared: &SendState) ->
         Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(()),
         other => other,
     }
+}
+
+/// `write_all`, stamping each `write` that takes something as progress.
+fn write_stamped(out: &mut &TcpStream, mut buf: &[u8], shared: &SendState) -> io::Result<()> {
+    while !buf.is_empty() {
+        match out.write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                buf = &buf[n..];
+                shared.progressed(Instant::now());
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 /// The `room-recv` thread: the peer's socket → whole labelled lines → the

@@ -326,6 +326,88 @@ fn a_peer_that_never_reads_is_evicted_and_the_others_keep_receiving() {
 }
 
 #[test]
+fn a_peer_that_reads_slowly_is_kept_and_gets_everything_in_order() {
+    // A peer that reads, just slower than a flood arrives, falls far behind
+    // (its queue goes well over the soft bound, 8 MiB) but keeps making
+    // progress: it must stay and get every line, in order.
+    let (mut server, addr) = room(&[]);
+    let mut slow = Peer::join(&mut server, addr);
+    let mut flooder = Peer::join(&mut server, addr);
+    assert_eq!(slow.line(), format!("* {} joined", flooder.label));
+
+    const LINE: usize = 100;
+    const LINES: usize = 200_000; // 20 MB
+    let mut writer = flooder.writer.try_clone().expect("try_clone");
+    let flood = thread::Builder::new()
+        .name("flooder".into())
+        .spawn(move || {
+            let mut batch = Vec::new();
+            for start in (0..LINES).step_by(1000) {
+                batch.clear();
+                for n in start..start + 1000 {
+                    let line = format!("{n:0width$}\n", width = LINE - 1);
+                    batch.extend_from_slice(line.as_bytes());
+                }
+                writer.write_all(&batch).expect("flooder write");
+            }
+            writer.write_all(b"done\n").expect("flooder write");
+        })
+        .expect("spawn flooder");
+
+    // At most 8 KiB per read, with a pause after each: at most 8 MB/s, far
+    // slower than the flood, never stopped.
+    let prefix = format!("{} ", flooder.label);
+    let mut expected = 0;
+    let mut partial = Vec::new();
+    'reading: loop {
+        let piece = slow
+            .reader
+            .fill_buf()
+            .unwrap_or_else(|e| panic!("slow reader: {e} after {expected} lines"));
+        assert!(
+            !piece.is_empty(),
+            "slow reader: EOF after {expected} lines (evicted?)"
+        );
+        let n = piece.len().min(8192);
+        partial.extend_from_slice(&piece[..n]);
+        slow.reader.consume(n);
+        let mut start = 0;
+        while let Some(end) = partial[start..].iter().position(|&b| b == b'\n') {
+            let line = String::from_utf8_lossy(&partial[start..start + end]).into_owned();
+            start += end + 1;
+            assert!(!line.starts_with("* "), "slow reader was told {line:?}");
+            let body = line
+                .strip_prefix(&prefix)
+                .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+            if body == "done" {
+                break 'reading;
+            }
+            let n: usize = body.parse().expect("a number");
+            assert_eq!(n, expected, "lines arrive in order, exactly once");
+            expected += 1;
+        }
+        partial.drain(..start);
+        // Pacing the reader, not waiting for anything.
+        thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(expected, LINES, "the slow reader got every line");
+    flood.join().expect("flooder");
+    assert!(
+        !server.stderr().contains("evicted"),
+        "nobody was evicted: {}",
+        server.stderr()
+    );
+
+    // Still in the room: it hears the flooder leave, then the room's end.
+    flooder.say("\n");
+    flooder.rest_until_eof();
+    assert_eq!(slow.line(), format!("* {} left", flooder.label));
+    server.close_stdin();
+    assert_eq!(slow.rest_until_eof(), "* room closing\n\n");
+    server.assert_exit(0);
+}
+
+#[test]
 fn a_newcomer_over_max_peers_is_told_and_closed_and_the_room_goes_on() {
     let (mut server, addr) = room(&["--max-peers", "2"]);
     let mut a = Peer::join(&mut server, addr);
