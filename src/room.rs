@@ -23,10 +23,16 @@
 //!   to the hub as one event. It also finds the peer's goodbye (an empty line;
 //!   EOF) and a line that is too long; after either it reads and discards
 //!   until EOF, so that closing never turns into a reset.
-//! - `room-send` is `for msg in queue { write_all }` (coalescing what is
-//!   already waiting into one write, and stamping each `write` that makes
-//!   progress), then `shutdown(Write)`: dropping the hub's end of the queue
-//!   *is* the half-close.
+//! - `room-send` is `for batch in queue { write_all }` (gathering what is
+//!   already waiting into one vectored write, and stamping each `writev` that
+//!   makes progress), then `shutdown(Write)`: dropping the hub's end of the
+//!   queue *is* the half-close.
+//!
+//! **One wake-up per batch.** Waking a sleeping sender thread is most of the
+//! cost of a busy room, so the hub takes the events of lines already waiting
+//! along with the one that woke it (up to [`GATHER_EVENTS`] /
+//! [`GATHER_BYTES`]), and queues one batch per peer: all of them but the
+//! peer's own, in order.
 //!
 //! **Bounded everywhere.** The events channel is bounded: a hub that cannot
 //! keep up (its output is slow: SPEC makes the server's stdout the one reader
@@ -65,7 +71,7 @@ use crossbeam_channel::{
     Receiver, RecvError, Sender, TrySendError, at, bounded, never, select, unbounded,
 };
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -80,8 +86,8 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// buffer per peer and chat lines are short.
 const READ_BUFFER: usize = 16 * 1024;
 
-/// Messages (each one or more whole lines) a peer's queue holds before the
-/// peer counts as behind: from then on, it is too slow if its sender thread
+/// Batches (each one or more messages of whole lines) a peer's queue holds
+/// before the peer counts as behind: from then on, it is too slow if its sender thread
 /// makes no progress for [`STALL_GRACE`].
 const QUEUE_MESSAGES: usize = 8192;
 
@@ -105,7 +111,14 @@ const HARD_FACTOR: usize = 4;
 /// Events waiting for the hub; a full channel blocks the receiver threads.
 const EVENTS: usize = 256;
 
-/// How much a sender thread gathers from its queue into one write.
+/// At most this many events of lines, or this many bytes (passed by at most
+/// one message), are taken from the events channel and relayed together: one
+/// batch per peer, one wake-up of its sender thread.
+const GATHER_EVENTS: usize = 64;
+const GATHER_BYTES: usize = 256 * 1024;
+
+/// How much a sender thread gathers from its queue into one write (passed
+/// by at most one batch).
 const WRITE_BATCH: usize = 64 * 1024;
 
 /// Stack of each peer thread: they keep their buffers on the heap, and 500
@@ -121,6 +134,14 @@ const SERVER_LABEL: &[u8] = b"[server] ";
 
 /// A message to peers: whole lines, shared by every queue it is in.
 type Bytes = Arc<[u8]>;
+
+/// What the hub queues for a peer at once: the messages of one wake-up, so
+/// that its sender thread is woken once for all of them.
+type Batch = Vec<Bytes>;
+
+fn batch_len(batch: &[Bytes]) -> usize {
+    batch.iter().map(|msg| msg.len()).sum()
+}
 
 /// A peer's key in the table; never reused.
 type PeerId = u64;
@@ -251,7 +272,7 @@ struct Peer {
     addr: SocketAddr,
     stream: Arc<TcpStream>,
     /// The hub's end of the peer's queue; `None` once it is leaving.
-    queue: Option<Sender<Bytes>>,
+    queue: Option<Sender<Batch>>,
     shared: Arc<SendState>,
     /// In the room: gets relayed lines, and its lines are relayed.
     active: bool,
@@ -268,39 +289,40 @@ impl Peer {
     /// Queues `msg` unless the peer is too slow to take it (false): its
     /// queue is over the soft bound and its sender has been stalled for
     /// [`STALL_GRACE`], or its queue is at the hard bound.
-    fn offer(&self, msg: &Bytes, now: Instant) -> bool {
+    fn offer(&self, batch: Batch, now: Instant) -> bool {
         let Some(queue) = &self.queue else {
             return true;
         };
+        let len = batch_len(&batch);
         let queued = self.shared.queued.load(Ordering::Relaxed);
         if queued == 0 {
             // Nothing waiting: whatever came before has been written.
             self.shared.progressed(now);
         }
-        let messages = queue.len();
+        let batches = queue.len();
         let over = |factor: usize| {
-            messages >= factor * QUEUE_MESSAGES
-                || (queued > 0 && queued + msg.len() > factor * QUEUE_BYTES)
+            batches >= factor * QUEUE_MESSAGES
+                || (queued > 0 && queued + len > factor * QUEUE_BYTES)
         };
         if over(1) && (over(HARD_FACTOR) || self.shared.stalled_for(now) >= STALL_GRACE) {
             return false;
         }
-        self.push(queue, msg)
+        self.push(queue, batch, len)
     }
 
     /// Queues the last words to a peer, past the bound.
     fn offer_last(&self, msg: &Bytes) {
         if let Some(queue) = &self.queue {
-            self.push(queue, msg);
+            self.push(queue, vec![Arc::clone(msg)], msg.len());
         }
     }
 
-    fn push(&self, queue: &Sender<Bytes>, msg: &Bytes) -> bool {
-        self.shared.queued.fetch_add(msg.len(), Ordering::Relaxed);
-        match queue.try_send(Arc::clone(msg)) {
+    fn push(&self, queue: &Sender<Batch>, batch: Batch, len: usize) -> bool {
+        self.shared.queued.fetch_add(len, Ordering::Relaxed);
+        match queue.try_send(batch) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
-                self.shared.queued.fetch_sub(msg.len(), Ordering::Relaxed);
+                self.shared.queued.fetch_sub(len, Ordering::Relaxed);
                 false
             }
             // The sender thread has ended; its `Sent` event says why.
@@ -399,6 +421,11 @@ impl Hub<'_> {
             };
             match wake {
                 Wake::Accepted(accepted) => self.on_accepted(accepted),
+                Wake::Event((id, PeerEvent::Lines(lines))) => {
+                    if let Some((id, event)) = self.on_lines(id, lines, events) {
+                        self.on_event(id, event);
+                    }
+                }
                 Wake::Event((id, event)) => self.on_event(id, event),
                 Wake::Input(Ok(chunk)) => self.on_input(chunk),
                 Wake::Input(Err(_)) => self.on_input_end(),
@@ -564,16 +591,7 @@ impl Hub<'_> {
         };
         let active = peer.active;
         match event {
-            PeerEvent::Lines(lines) => {
-                peer.last_heard = Instant::now();
-                let show = peer.show;
-                if active {
-                    self.relay(Some(id), &lines);
-                }
-                if active || show {
-                    self.show(&lines);
-                }
-            }
+            PeerEvent::Lines(lines) => self.relay_lines(vec![(id, lines)]),
             PeerEvent::Goodbye => {
                 if active {
                     self.leave(id, "left", Some(Deadline::At(Instant::now() + linger)));
@@ -626,6 +644,74 @@ impl Hub<'_> {
                 self.remove_if_done(id);
             }
         }
+    }
+
+    /// Lines from peer `id`, and those already waiting behind them (up to
+    /// [`GATHER_EVENTS`] / [`GATHER_BYTES`]), relayed together. Returns the
+    /// first other event taken, to be handled after them (in order).
+    fn on_lines(
+        &mut self,
+        id: PeerId,
+        lines: Bytes,
+        events: &Receiver<(PeerId, PeerEvent)>,
+    ) -> Option<(PeerId, PeerEvent)> {
+        let mut bytes = lines.len();
+        let mut group = vec![(id, lines)];
+        let mut next = None;
+        while group.len() < GATHER_EVENTS && bytes < GATHER_BYTES {
+            match events.try_recv() {
+                Ok((id, PeerEvent::Lines(lines))) => {
+                    bytes += lines.len();
+                    group.push((id, lines));
+                }
+                Ok(other) => {
+                    next = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        self.relay_lines(group);
+        next
+    }
+
+    /// Peers' lines, in the order they came: shown on the server's output,
+    /// and relayed to every peer in the room but their sender, one batch
+    /// each.
+    fn relay_lines(&mut self, group: Vec<(PeerId, Bytes)>) {
+        let now = Instant::now();
+        let mut relayed = Vec::with_capacity(group.len());
+        for (id, lines) in group {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            peer.last_heard = now;
+            let (active, show) = (peer.active, peer.show);
+            if active || show {
+                self.show(&lines);
+            }
+            if active {
+                relayed.push((id, lines));
+            }
+        }
+        if relayed.is_empty() {
+            return;
+        }
+        let mut slow = Vec::new();
+        for (&id, peer) in &self.peers {
+            if !peer.active {
+                continue;
+            }
+            let batch: Batch = relayed
+                .iter()
+                .filter(|(from, _)| *from != id)
+                .map(|(_, lines)| Arc::clone(lines))
+                .collect();
+            if !batch.is_empty() && !peer.offer(batch, now) {
+                slow.push(id);
+            }
+        }
+        self.evict_slow(slow);
     }
 
     /// Takes a peer out of the room: it gets nothing more (its sender sends
@@ -691,10 +777,14 @@ impl Hub<'_> {
         let now = Instant::now();
         let mut slow = Vec::new();
         for (&id, peer) in &self.peers {
-            if peer.active && Some(id) != from && !peer.offer(msg, now) {
+            if peer.active && Some(id) != from && !peer.offer(vec![Arc::clone(msg)], now) {
                 slow.push(id);
             }
         }
+        self.evict_slow(slow);
+    }
+
+    fn evict_slow(&mut self, slow: Vec<PeerId>) {
         for id in slow {
             let addr = self.peers.get(&id).map(|peer| peer.addr);
             tracing::info!(peer = ?addr, "evicting a peer too slow to keep up");
@@ -858,20 +948,20 @@ fn join(handle: JoinHandle<()>, name: &str) {
 // ---- the peer threads
 
 /// The `room-send` thread: the peer's queue → its socket, then half-close.
-fn send_pump(stream: &TcpStream, queue: &Receiver<Bytes>, shared: &SendState) -> io::Result<()> {
+fn send_pump(stream: &TcpStream, queue: &Receiver<Batch>, shared: &SendState) -> io::Result<()> {
     let mut out = stream;
-    let mut batch = Vec::new();
+    let mut taken: Vec<Batch> = Vec::new();
     loop {
         // Before sleeping on an empty queue, let the hub run once: under
-        // load the next message is usually on its way, and taking it without
-        // sleeping spares the hub a wake-up call per message per peer, which
-        // is most of the cost of a busy room.
+        // load the next batch is usually on its way, and taking it without
+        // sleeping spares the hub a wake-up call, which is most of the cost
+        // of a busy room.
         let first = match queue.try_recv() {
-            Ok(msg) => msg,
+            Ok(batch) => batch,
             Err(_) => {
                 thread::yield_now();
                 match queue.recv() {
-                    Ok(msg) => msg,
+                    Ok(batch) => batch,
                     Err(_) => break,
                 }
             }
@@ -881,30 +971,29 @@ fn send_pump(stream: &TcpStream, queue: &Receiver<Bytes>, shared: &SendState) ->
             // Nothing is guarded but the socket's line boundary.
             Err(poisoned) => poisoned.into_inner(),
         };
-        let mut taken = first.len();
-        let written = if queue.is_empty() {
-            write_stamped(&mut out, &first, shared)
-        } else {
-            // Gather what is already waiting into one write.
-            batch.clear();
-            batch.extend_from_slice(&first);
-            while batch.len() < WRITE_BATCH {
-                match queue.try_recv() {
-                    Ok(msg) => {
-                        taken += msg.len();
-                        batch.extend_from_slice(&msg);
-                    }
-                    Err(_) => break,
+        // Gather what is already waiting into one (vectored) write.
+        let mut bytes = batch_len(&first);
+        taken.push(first);
+        while bytes < WRITE_BATCH {
+            match queue.try_recv() {
+                Ok(batch) => {
+                    bytes += batch_len(&batch);
+                    taken.push(batch);
                 }
+                Err(_) => break,
             }
-            write_stamped(&mut out, &batch, shared)
-        };
-        drop(writing);
-        shared.queued.fetch_sub(taken, Ordering::Relaxed);
-        written?;
-        if batch.capacity() > 2 * WRITE_BATCH {
-            batch = Vec::new();
         }
+        let mut slices: Vec<IoSlice<'_>> = taken
+            .iter()
+            .flatten()
+            .map(|msg| IoSlice::new(msg))
+            .collect();
+        let written = write_stamped(&mut out, &mut slices, shared);
+        drop(slices);
+        drop(writing);
+        taken.clear();
+        shared.queued.fetch_sub(bytes, Ordering::Relaxed);
+        written?;
     }
     match stream.shutdown(Direction::Write) {
         // The peer is gone already; its receiver reports how.
@@ -913,13 +1002,20 @@ fn send_pump(stream: &TcpStream, queue: &Receiver<Bytes>, shared: &SendState) ->
     }
 }
 
-/// `write_all`, stamping each `write` that takes something as progress.
-fn write_stamped(out: &mut &TcpStream, mut buf: &[u8], shared: &SendState) -> io::Result<()> {
-    while !buf.is_empty() {
-        match out.write(buf) {
+/// `write_all` of `bufs`, in as few `writev`s as the socket takes, stamping
+/// each one that takes something as progress.
+fn write_stamped(
+    out: &mut &TcpStream,
+    mut bufs: &mut [IoSlice<'_>],
+    shared: &SendState,
+) -> io::Result<()> {
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match out.write_vectored(bufs) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
-                buf = &buf[n..];
+                // A partial write ends anywhere, mid-slice included.
+                IoSlice::advance_slices(&mut bufs, n);
                 shared.progressed(Instant::now());
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}

@@ -1,7 +1,9 @@
 //! The room benchmark of issue 4: P peers on loopback, each sends L lines;
 //! every peer must get every other peer's lines, in order, exactly once.
 //! Reports delivered lines per second, the server's peak RSS (`VmHWM`,
-//! sampled every 5 ms) and its thread count, for `duplex serve --room`, for
+//! sampled every 5 ms), its thread count and its CPU time (user + system,
+//! all threads, from its start to the end of the run; less noisy than the
+//! rate on a shared machine), for `duplex serve --room`, for
 //! the same room with one extra peer that never reads, and for
 //! `ncat --chat` when it is on PATH.
 //!
@@ -130,17 +132,18 @@ pub fn main(args: &[String]) -> Result<(), String> {
     }
     println!();
     println!(
-        "{:<32} {:>14} {:>9} {:>10} {:>8}  check",
-        "server", "delivered/s", "seconds", "peak RSS", "threads"
+        "{:<32} {:>14} {:>9} {:>10} {:>8} {:>8}  check",
+        "server", "delivered/s", "seconds", "peak RSS", "threads", "CPU s"
     );
     for (name, row) in &rows {
         println!(
-            "{:<32} {:>14.0} {:>9.2} {:>7.1} MiB {:>8}  {}",
+            "{:<32} {:>14.0} {:>9.2} {:>7.1} MiB {:>8} {:>8.2}  {}",
             name,
             row.rate(),
             row.elapsed.as_secs_f64(),
             row.peak_rss as f64 / 1048576.0,
             row.threads,
+            row.cpu,
             row.check
         );
     }
@@ -176,6 +179,8 @@ struct Row {
     elapsed: Duration,
     peak_rss: u64,
     threads: usize,
+    /// The server's CPU seconds from start to the end of the run.
+    cpu: f64,
     check: String,
 }
 
@@ -312,11 +317,13 @@ impl Drop for Server {
     }
 }
 
-/// Samples the server's `VmHWM` and thread count every 5 ms.
+/// Samples the server's `VmHWM`, thread count and CPU time every 5 ms.
 struct Sampler {
     stop: Arc<AtomicBool>,
     peak: Arc<AtomicUsize>,
     threads: Arc<AtomicUsize>,
+    /// User + system CPU time of all its threads, in clock ticks.
+    ticks: Arc<AtomicUsize>,
     handle: Option<thread::JoinHandle<()>>,
 }
 
@@ -325,10 +332,24 @@ impl Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let peak = Arc::new(AtomicUsize::new(0));
         let threads = Arc::new(AtomicUsize::new(0));
+        let ticks = Arc::new(AtomicUsize::new(0));
         let handle = spawn("bench-sampler", {
-            let (stop, peak, threads) = (stop.clone(), peak.clone(), threads.clone());
+            let (stop, peak, threads, ticks) =
+                (stop.clone(), peak.clone(), threads.clone(), ticks.clone());
             move || {
                 while !stop.load(Ordering::Relaxed) {
+                    // Fields 14 and 15 (utime, stime), after the `(comm)`.
+                    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                        && let Some((_, rest)) = stat.rsplit_once(") ")
+                    {
+                        let cpu: usize = rest
+                            .split_whitespace()
+                            .skip(11)
+                            .take(2)
+                            .filter_map(|v| v.parse::<usize>().ok())
+                            .sum();
+                        ticks.fetch_max(cpu, Ordering::Relaxed);
+                    }
                     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
                         break;
                     };
@@ -352,6 +373,7 @@ impl Sampler {
             stop,
             peak,
             threads,
+            ticks,
             handle: Some(handle),
         })
     }
@@ -361,6 +383,11 @@ impl Sampler {
             self.peak.load(Ordering::Relaxed) as u64,
             self.threads.load(Ordering::Relaxed),
         )
+    }
+
+    /// The server's CPU time so far, in seconds (at 100 ticks a second).
+    fn cpu(&self) -> f64 {
+        self.ticks.load(Ordering::Relaxed) as f64 / 100.0
     }
 
     fn stop(&mut self) -> (u64, usize) {
@@ -478,6 +505,7 @@ fn run(tool: Tool, options: &Options, slow: bool) -> Result<Row, String> {
         let _ = sender.join();
     }
     let (peak_rss, threads) = server.sampler.now();
+    let cpu = server.sampler.cpu();
     // Close the room: duplex says goodbye; the peers then read to EOF.
     if matches!(tool, Tool::Ncat) {
         for stream in &writers {
@@ -535,6 +563,7 @@ fn run(tool: Tool, options: &Options, slow: bool) -> Result<Row, String> {
         elapsed: last - start,
         peak_rss,
         threads,
+        cpu,
         check: check.join(", "),
     })
 }
