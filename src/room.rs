@@ -5,7 +5,7 @@
 //!  peer A ─read─▶ room-recv ─┐                    ┌─▶ queue ─▶ room-send ─write─▶ peer A
 //!  peer B ─read─▶ room-recv ─┼─(id, event)─▶ hub ─┼─▶ queue ─▶ room-send ─write─▶ peer B
 //!                            │   ▲   ▲   ▲        └─▶ server's output
-//!                 newcomers ─┘   │   │   └ timers (linger)
+//!                 newcomers ─┘   │   │   └ timers (linger, stalled peers)
 //!                     server input   Ctrl-C
 //! ```
 //!
@@ -13,8 +13,8 @@
 //! alone owns the peer table: there is no shared list of sockets, so relaying,
 //! joining, leaving and eviction are plain single-threaded code, and the
 //! `select!` in [`Hub::run`] reads like the SPEC — one arm each for newcomers
-//! ([`Acceptor`]), peer events, the server's input, Ctrl-C and the linger
-//! timer.
+//! ([`Acceptor`]), peer events, the server's input, Ctrl-C and a timer
+//! (the linger of leaving peers, the grace of peers behind).
 //!
 //! **Per peer**, two named threads share the socket as `Arc<TcpStream>` (no
 //! `try_clone`, which costs a descriptor each):
@@ -47,8 +47,10 @@
 //! is `shutdown(Both)` first, which wakes the sender thread stuck in its
 //! write, so one peer that stops reading never stalls the others, and memory
 //! stays bounded by the hard bound. Both are checked when the hub offers the
-//! peer a message: a stalled peer nobody talks to holds what it holds, and is
-//! evicted by the next message. Messages are `Arc<[u8]>`, shared by every
+//! peer a message, and a peer found behind is checked again by the hub's
+//! timer when it would have been stalled for the grace period, so a peer
+//! that stops reading is gone about [`STALL_GRACE`] after its last write
+//! even if the room falls silent. Messages are `Arc<[u8]>`, shared by every
 //! queue they are in.
 //!
 //! **Leaving never blocks the hub.** A peer that leaves (goodbye, EOF, error,
@@ -87,8 +89,8 @@ pub const MAX_LINE: usize = 64 * 1024;
 const READ_BUFFER: usize = 16 * 1024;
 
 /// Batches (each one or more messages of whole lines) a peer's queue holds
-/// before the peer counts as behind: from then on, it is too slow if its sender thread
-/// makes no progress for [`STALL_GRACE`].
+/// before the peer counts as behind: from then on, it is too slow if its
+/// sender thread makes no progress for [`STALL_GRACE`].
 const QUEUE_MESSAGES: usize = 8192;
 
 /// Bytes a peer's queue holds before the peer counts as behind (a single
@@ -260,10 +262,14 @@ impl SendState {
             .fetch_max(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
+    /// When the peer was last seen keeping up.
+    fn stalled_since(&self) -> Instant {
+        self.epoch + Duration::from_millis(self.progress.load(Ordering::Relaxed))
+    }
+
     /// How long the peer has gone without keeping up, as of `now`.
     fn stalled_for(&self, now: Instant) -> Duration {
-        let since = self.epoch + Duration::from_millis(self.progress.load(Ordering::Relaxed));
-        now.saturating_duration_since(since)
+        now.saturating_duration_since(self.stalled_since())
     }
 }
 
@@ -280,6 +286,9 @@ struct Peer {
     /// server's output (SPEC, "Saying goodbye"), though relayed to nobody.
     show: bool,
     deadline: Option<Deadline>,
+    /// Its queue was over the soft bound when last looked at: the hub then
+    /// checks it again when it would have been stalled for [`STALL_GRACE`].
+    behind: bool,
     last_heard: Instant,
     recv: Option<JoinHandle<()>>,
     send: Option<JoinHandle<()>>,
@@ -289,7 +298,7 @@ impl Peer {
     /// Queues `msg` unless the peer is too slow to take it (false): its
     /// queue is over the soft bound and its sender has been stalled for
     /// [`STALL_GRACE`], or its queue is at the hard bound.
-    fn offer(&self, batch: Batch, now: Instant) -> bool {
+    fn offer(&mut self, batch: Batch, now: Instant) -> bool {
         let Some(queue) = &self.queue else {
             return true;
         };
@@ -304,10 +313,28 @@ impl Peer {
             batches >= factor * QUEUE_MESSAGES
                 || (queued > 0 && queued + len > factor * QUEUE_BYTES)
         };
-        if over(1) && (over(HARD_FACTOR) || self.shared.stalled_for(now) >= STALL_GRACE) {
+        self.behind = over(1);
+        if self.behind && (over(HARD_FACTOR) || self.shared.stalled_for(now) >= STALL_GRACE) {
             return false;
         }
         self.push(queue, batch, len)
+    }
+
+    /// When the peer, being behind, counts as too slow unless its sender
+    /// makes progress first.
+    fn stall_due(&self) -> Option<Instant> {
+        (self.behind && self.queue.is_some()).then(|| self.shared.stalled_since() + STALL_GRACE)
+    }
+
+    /// Whether the peer is still behind and has made no progress for
+    /// [`STALL_GRACE`], as of `now` (a check without a message to offer).
+    fn stalled(&mut self, now: Instant) -> bool {
+        let Some(queue) = &self.queue else {
+            return false;
+        };
+        let queued = self.shared.queued.load(Ordering::Relaxed);
+        self.behind = queue.len() >= QUEUE_MESSAGES || queued > QUEUE_BYTES;
+        self.behind && self.shared.stalled_for(now) >= STALL_GRACE
     }
 
     /// Queues the last words to a peer, past the bound.
@@ -555,6 +582,7 @@ impl Hub<'_> {
             active: last.is_none(),
             show: false,
             deadline: None,
+            behind: false,
             last_heard: Instant::now(),
             recv: Some(recv),
             send: None,
@@ -698,7 +726,7 @@ impl Hub<'_> {
             return;
         }
         let mut slow = Vec::new();
-        for (&id, peer) in &self.peers {
+        for (&id, peer) in &mut self.peers {
             if !peer.active {
                 continue;
             }
@@ -776,7 +804,7 @@ impl Hub<'_> {
     fn relay(&mut self, from: Option<PeerId>, msg: &Bytes) {
         let now = Instant::now();
         let mut slow = Vec::new();
-        for (&id, peer) in &self.peers {
+        for (&id, peer) in &mut self.peers {
             if peer.active && Some(id) != from && !peer.offer(vec![Arc::clone(msg)], now) {
                 slow.push(id);
             }
@@ -921,19 +949,25 @@ impl Hub<'_> {
         let linger = self.options.linger;
         self.peers
             .values()
-            .filter_map(|peer| peer.due(linger))
+            .flat_map(|peer| [peer.due(linger), peer.stall_due()])
+            .flatten()
             .min()
     }
 
     fn on_timer(&mut self) {
         let now = Instant::now();
         let linger = self.options.linger;
-        for peer in self.peers.values_mut() {
+        let mut slow = Vec::new();
+        for (&id, peer) in &mut self.peers {
             if peer.due(linger).is_some_and(|due| due <= now) {
                 tracing::debug!(peer = %peer.addr, "linger expired");
                 peer.cut();
             }
+            if peer.active && peer.stall_due().is_some_and(|due| due <= now) && peer.stalled(now) {
+                slow.push(id);
+            }
         }
+        self.evict_slow(slow);
     }
 }
 

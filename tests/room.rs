@@ -326,6 +326,56 @@ fn a_peer_that_never_reads_is_evicted_and_the_others_keep_receiving() {
 }
 
 #[test]
+fn a_peer_that_never_reads_is_evicted_even_once_the_room_falls_silent() {
+    // A flood of a fixed size (well over the soft bound, under the hard
+    // one), then silence: the stalled peer must still go, by the hub's own
+    // timer, while the reader gets everything.
+    let (mut server, addr) = room(&[]);
+    let slow = support::connect_raw(addr);
+    let slow_label = format!("[{}]", slow.local_addr().expect("local_addr"));
+    server.wait_for_stderr(&format!("* {slow_label} joined"));
+    let mut reader = Peer::join(&mut server, addr);
+    let mut flooder = Peer::join(&mut server, addr);
+    assert_eq!(reader.line(), format!("* {} joined", flooder.label));
+
+    const LINE: usize = 100;
+    const LINES: usize = 160_000; // 16 MB
+    let mut writer = flooder.writer.try_clone().expect("try_clone");
+    let flood = thread::Builder::new()
+        .name("flooder".into())
+        .spawn(move || {
+            let mut batch = Vec::new();
+            for start in (0..LINES).step_by(1000) {
+                batch.clear();
+                for n in start..start + 1000 {
+                    let line = format!("{n:0width$}\n", width = LINE - 1);
+                    batch.extend_from_slice(line.as_bytes());
+                }
+                writer.write_all(&batch).expect("flooder write");
+            }
+        })
+        .expect("spawn flooder");
+    let prefix = format!("{} ", flooder.label);
+    for expected in 0..LINES {
+        let line = reader.chat_line();
+        assert_eq!(
+            line,
+            format!("{prefix}{expected:0width$}", width = LINE - 1)
+        );
+    }
+    flood.join().expect("flooder");
+    // Nothing more is said; the eviction still comes.
+    server.wait_for_stderr(&format!("* {slow_label} evicted: too slow"));
+    assert_eq!(reader.line(), format!("* {slow_label} evicted: too slow"));
+    drop(slow);
+    flooder.say("\n");
+    flooder.rest_until_eof();
+    server.close_stdin();
+    reader.rest_until_eof();
+    server.assert_exit(0);
+}
+
+#[test]
 fn a_peer_that_reads_slowly_is_kept_and_gets_everything_in_order() {
     // A peer that reads, just slower than a flood arrives, falls far behind
     // (its queue goes well over the soft bound, 8 MiB) but keeps making
