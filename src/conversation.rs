@@ -200,15 +200,6 @@ enum SendEnd {
     Stopped,
 }
 
-/// How the receiving side finished.
-#[derive(Debug)]
-enum RecvEnd {
-    /// The peer closed its side.
-    Eof,
-    /// Our output's reader went away.
-    OutputClosed,
-}
-
 /// Why the receiving side failed.
 #[derive(Debug)]
 enum RecvFailure {
@@ -224,7 +215,10 @@ enum Event {
     Sent(io::Result<SendEnd>),
     /// The peer's goodbye line arrived (the receiver now discards).
     PeerGoodbye,
-    Received(std::result::Result<RecvEnd, RecvFailure>),
+    /// Whoever read our output stopped reading (the receiver now discards).
+    OutputClosed,
+    /// The receiver is done: the peer's EOF, or a failure.
+    Received(std::result::Result<(), RecvFailure>),
 }
 
 /// The `peer-send` thread: input → socket, then half-close.
@@ -290,16 +284,24 @@ fn send_pump(
 }
 
 /// The `peer-recv` thread: socket → output, until the peer's EOF.
+///
+/// After the peer's goodbye line, or once the output's reader has gone, it
+/// keeps reading and discards what comes, so that closing never turns into
+/// a reset; the coordinator bounds that wait by `--linger`.
 fn recv_pump(
     mut stream: &TcpStream,
     output: &mut (dyn Write + Send),
     mode: Mode,
     clock: &Clock,
     events: &Sender<Event>,
-) -> std::result::Result<RecvEnd, RecvFailure> {
+) -> std::result::Result<(), RecvFailure> {
     let mut buf = vec![0; RECV_BUFFER];
     let mut filter = (mode == Mode::Chat).then(ShowFilter::new);
     let mut discarding = false;
+    let output_closed = |discarding: &mut bool| {
+        *discarding = true;
+        let _ = events.send(Event::OutputClosed);
+    };
     loop {
         let n = match stream.read(&mut buf) {
             Ok(0) => break,
@@ -332,7 +334,7 @@ fn recv_pump(
         };
         match written {
             Ok(true) => {}
-            Ok(false) => return Ok(RecvEnd::OutputClosed),
+            Ok(false) => output_closed(&mut discarding),
             Err(error) => return Err(RecvFailure::Output(error)),
         }
     }
@@ -342,11 +344,11 @@ fn recv_pump(
     {
         match show(output, b"\r") {
             Ok(true) => {}
-            Ok(false) => return Ok(RecvEnd::OutputClosed),
+            Ok(false) => output_closed(&mut discarding),
             Err(error) => return Err(RecvFailure::Output(error)),
         }
     }
-    Ok(RecvEnd::Eof)
+    Ok(())
 }
 
 /// Writes to the output now. `Ok(false)`: its reader has gone away.
@@ -469,7 +471,7 @@ impl Coordinator<'_> {
                 self.stop_sending();
                 self.close_by(Closing::Until(Instant::now() + self.options.linger));
             }
-            Event::Received(Ok(RecvEnd::Eof)) => {
+            Event::Received(Ok(())) => {
                 self.receiving = false;
                 let peer_ends_it = chat || self.options.input_is_terminal || self.options.recv_only;
                 if peer_ends_it {
@@ -482,12 +484,12 @@ impl Coordinator<'_> {
                     self.reason.get_or_insert(Ending::PeerClosed);
                 }
             }
-            Event::Received(Ok(RecvEnd::OutputClosed)) => {
-                self.receiving = false;
+            Event::OutputClosed => {
                 self.reason.get_or_insert(Ending::OutputClosed);
                 self.stop_sending();
-                // Nobody is listening any more: close now.
-                self.close_by(Closing::Until(Instant::now()));
+                // Nobody reads what the peer sends any more; wait (bounded)
+                // for its EOF all the same, so that closing is not a reset.
+                self.close_by(Closing::Until(Instant::now() + self.options.linger));
             }
             Event::Received(Err(RecvFailure::Socket(source))) => {
                 self.receiving = false;

@@ -240,8 +240,15 @@ fn chat_idle_timeout_ends_with_exit_0() {
 fn chat_closed_stdout_exits_0_quietly() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
+    // A peer that floods and never closes: --linger bounds the wait for it.
     let mut client = support::duplex()
-        .args(["connect", "127.0.0.1", &addr.port().to_string()])
+        .args([
+            "connect",
+            "--linger",
+            "0.5",
+            "127.0.0.1",
+            &addr.port().to_string(),
+        ])
         .stdout_manual()
         .spawn();
     let peer = accept_raw(&listener);

@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::io::Read;
 use std::net::Shutdown;
 
 use support::{
@@ -191,8 +192,9 @@ fn serve_peer_killed_takes_next_peer() {
 
 #[test]
 fn serve_closed_stdout_exits_0_quietly() {
+    // A peer that floods and never closes: --linger bounds the wait for it.
     let mut server = duplex()
-        .args(["serve", "-b", "127.0.0.1", "0"])
+        .args(["serve", "--linger", "0.5", "-b", "127.0.0.1", "0"])
         .stdout_manual()
         .spawn();
     let addr = server.wait_for_listening();
@@ -207,6 +209,33 @@ fn serve_closed_stdout_exits_0_quietly() {
         flood.join().expect("flood thread"),
         "the server never closed the connection after its stdout was closed"
     );
+}
+
+#[test]
+fn serve_closed_stdout_still_closes_cleanly_for_a_peer_that_is_talking() {
+    let mut server = duplex()
+        .args(["serve", "-b", "127.0.0.1", "0"])
+        .stdout_manual()
+        .spawn();
+    let addr = server.wait_for_listening();
+    let mut peer = connect_raw(addr);
+    send_raw(&mut peer, b"a\n");
+    read_a_little_then_close(server.take_stdout());
+    // The server finds its stdout closed when it shows "b": it stops
+    // sending (we see its FIN) but still reads, so that what we send next
+    // does not meet a closed socket and turn the close into a reset.
+    send_raw(&mut peer, b"b\n");
+    expect_eof_after(&mut peer, b"");
+    send_raw(&mut peer, b"c\nd\n");
+    peer.shutdown(Shutdown::Write)
+        .expect("the peer half-closes: the connection was not reset");
+    let mut rest = [0u8; 16];
+    assert!(
+        matches!(peer.read(&mut rest), Ok(0)),
+        "the server's close reached the peer as a reset"
+    );
+    server.assert_exit(0);
+    server.assert_no_error_line();
 }
 
 #[test]
