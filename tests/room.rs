@@ -340,21 +340,7 @@ fn a_peer_that_never_reads_is_evicted_even_once_the_room_falls_silent() {
 
     const LINE: usize = 100;
     const LINES: usize = 160_000; // 16 MB
-    let mut writer = flooder.writer.try_clone().expect("try_clone");
-    let flood = thread::Builder::new()
-        .name("flooder".into())
-        .spawn(move || {
-            let mut batch = Vec::new();
-            for start in (0..LINES).step_by(1000) {
-                batch.clear();
-                for n in start..start + 1000 {
-                    let line = format!("{n:0width$}\n", width = LINE - 1);
-                    batch.extend_from_slice(line.as_bytes());
-                }
-                writer.write_all(&batch).expect("flooder write");
-            }
-        })
-        .expect("spawn flooder");
+    let flood = flood_numbered_lines(&flooder, LINES, LINE, b"");
     let prefix = format!("{} ", flooder.label);
     for expected in 0..LINES {
         let line = reader.chat_line();
@@ -387,22 +373,7 @@ fn a_peer_that_reads_slowly_is_kept_and_gets_everything_in_order() {
 
     const LINE: usize = 100;
     const LINES: usize = 200_000; // 20 MB
-    let mut writer = flooder.writer.try_clone().expect("try_clone");
-    let flood = thread::Builder::new()
-        .name("flooder".into())
-        .spawn(move || {
-            let mut batch = Vec::new();
-            for start in (0..LINES).step_by(1000) {
-                batch.clear();
-                for n in start..start + 1000 {
-                    let line = format!("{n:0width$}\n", width = LINE - 1);
-                    batch.extend_from_slice(line.as_bytes());
-                }
-                writer.write_all(&batch).expect("flooder write");
-            }
-            writer.write_all(b"done\n").expect("flooder write");
-        })
-        .expect("spawn flooder");
+    let flood = flood_numbered_lines(&flooder, LINES, LINE, b"done\n");
 
     // At most 8 KiB per read, with a pause after each: at most 8 MB/s, far
     // slower than the flood, never stopped.
@@ -654,4 +625,30 @@ fn a_peer_that_vanishes_leaves_and_the_room_goes_on() {
     a.rest_until_eof();
     c.rest_until_eof();
     server.assert_exit(0);
+}
+
+/// Sends `lines` numbered lines of `width` bytes each (the number, zero
+/// padded, and `\n`) from `peer` on a thread, in batches, then `tail`.
+fn flood_numbered_lines(
+    peer: &Peer,
+    lines: usize,
+    width: usize,
+    tail: &'static [u8],
+) -> thread::JoinHandle<()> {
+    let mut writer = peer.writer.try_clone().expect("try_clone");
+    thread::Builder::new()
+        .name("flooder".into())
+        .spawn(move || {
+            let mut batch = Vec::new();
+            for start in (0..lines).step_by(1000) {
+                batch.clear();
+                for n in start..(start + 1000).min(lines) {
+                    let line = format!("{n:0w$}\n", w = width - 1);
+                    batch.extend_from_slice(line.as_bytes());
+                }
+                writer.write_all(&batch).expect("flooder write");
+            }
+            writer.write_all(tail).expect("flooder write");
+        })
+        .expect("spawn flooder")
 }
