@@ -241,12 +241,8 @@ fn ctrl_c_closes_every_peer_cleanly_and_exits_130() {
 #[test]
 fn a_peer_that_never_reads_is_evicted_and_the_others_keep_receiving() {
     let (mut server, addr) = room(&[]);
-    let slow = support::connect_raw(addr);
-    let slow_label = format!("[{}]", slow.local_addr().expect("local_addr"));
-    server.wait_for_stderr(&format!("* {slow_label} joined"));
-    let mut reader = Peer::join(&mut server, addr);
-    let mut flooder = Peer::join(&mut server, addr);
-    assert_eq!(reader.line(), format!("* {} joined", flooder.label));
+    let (slow, slow_label, mut reader, mut flooder) =
+        never_reader_reader_flooder(&mut server, addr);
 
     // The flooder sends until the server has evicted the slow peer, then a
     // last line; bounded by count as well as by the eviction.
@@ -331,12 +327,8 @@ fn a_peer_that_never_reads_is_evicted_even_once_the_room_falls_silent() {
     // one), then silence: the stalled peer must still go, by the hub's own
     // timer, while the reader gets everything.
     let (mut server, addr) = room(&[]);
-    let slow = support::connect_raw(addr);
-    let slow_label = format!("[{}]", slow.local_addr().expect("local_addr"));
-    server.wait_for_stderr(&format!("* {slow_label} joined"));
-    let mut reader = Peer::join(&mut server, addr);
-    let mut flooder = Peer::join(&mut server, addr);
-    assert_eq!(reader.line(), format!("* {} joined", flooder.label));
+    let (slow, slow_label, mut reader, mut flooder) =
+        never_reader_reader_flooder(&mut server, addr);
 
     const LINE: usize = 100;
     const LINES: usize = 160_000; // 16 MB
@@ -651,4 +643,20 @@ fn flood_numbered_lines(
             writer.write_all(tail).expect("flooder write");
         })
         .expect("spawn flooder")
+}
+
+/// Joins a raw peer that never reads, then a reader and a flooder (the
+/// reader has seen the flooder join). Returns the never-reader's socket and
+/// label, the reader and the flooder.
+fn never_reader_reader_flooder(
+    server: &mut Proc,
+    addr: SocketAddr,
+) -> (TcpStream, String, Peer, Peer) {
+    let slow = support::connect_raw(addr);
+    let slow_label = format!("[{}]", slow.local_addr().expect("local_addr"));
+    server.wait_for_stderr(&format!("* {slow_label} joined"));
+    let mut reader = Peer::join(server, addr);
+    let flooder = Peer::join(server, addr);
+    assert_eq!(reader.line(), format!("* {} joined", flooder.label));
+    (slow, slow_label, reader, flooder)
 }
