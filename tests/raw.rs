@@ -452,22 +452,31 @@ fn raw_peer_eof_first_we_keep_sending() {
 // ---------------------------------------------------------------------------
 // Files, as a user types it
 
-#[test]
-fn raw_serve_with_dev_null_stdin_receives_a_whole_file() {
-    // duplex connect --raw 127.0.0.1 PORT < file
-    // duplex serve --once --raw 0 < /dev/null > out
-    let dir = Scratch::new("file");
+/// A file of `size` pattern bytes to send, and `duplex serve --once --raw`
+/// (stdin `/dev/null`) writing what it receives to another file.
+fn file_receiver(
+    name: &str,
+    size: usize,
+) -> (Scratch, PathBuf, PathBuf, Pattern, FileProc, SocketAddr) {
+    let dir = Scratch::new(name);
     let (input, output) = (dir.path("in"), dir.path("out"));
-    let pattern = Pattern::new(16 * MIB + 12_345);
+    let pattern = Pattern::new(size);
     pattern.write_file(&input);
-
-    let mut server = FileProc::spawn(
+    let server = FileProc::spawn(
         bin(),
         &["serve", "--once", "--raw", "-b", "127.0.0.1", "0"],
         None,
         &output,
     );
     let addr = server.wait_for_listening();
+    (dir, input, output, pattern, server, addr)
+}
+
+#[test]
+fn raw_serve_with_dev_null_stdin_receives_a_whole_file() {
+    // duplex connect --raw 127.0.0.1 PORT < file
+    // duplex serve --once --raw 0 < /dev/null > out
+    let (dir, input, output, pattern, mut server, addr) = file_receiver("file", 16 * MIB + 12_345);
     let client_out = dir.path("client-out");
     let mut client = FileProc::spawn(
         bin(),
@@ -494,18 +503,7 @@ fn raw_interop_nc_sends_a_file_to_duplex_serve() {
     if !require_openbsd_nc() {
         return;
     }
-    let dir = Scratch::new("nc-to-serve");
-    let (input, output) = (dir.path("in"), dir.path("out"));
-    let pattern = Pattern::new(8 * MIB + 7);
-    pattern.write_file(&input);
-
-    let mut server = FileProc::spawn(
-        bin(),
-        &["serve", "--once", "--raw", "-b", "127.0.0.1", "0"],
-        None,
-        &output,
-    );
-    let addr = server.wait_for_listening();
+    let (dir, input, output, pattern, mut server, addr) = file_receiver("nc-to-serve", 8 * MIB + 7);
     // -N: half-close at EOF of the file.
     let mut nc = FileProc::spawn(
         "nc",
