@@ -7,6 +7,10 @@
 //! lone `\r`. Inside a chunk, a goodbye is a `\n\n` or `\n\r\n`, found by
 //! two SIMD substring searches over the whole chunk (`memchr::memmem`), so
 //! chat mode costs almost nothing over raw mode: no work per line.
+//!
+//! The room cuts the same streams into whole lines ([`LineCutter`]); it
+//! finds the goodbye with the same [`GoodbyeScanner`], so the rule lives in
+//! one place and one set of every-cut tests covers both callers.
 
 use memchr::memmem::Finder;
 use std::ops::Range;
@@ -170,6 +174,117 @@ impl ShowFilter {
     }
 }
 
+/// Why [`LineCutter::feed`] stopped early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// An empty line (`\n` or `\r\n`): the goodbye.
+    Goodbye,
+    /// A line longer than the cutter's maximum; it is dropped whole.
+    TooLong,
+}
+
+/// Cuts a stream that arrives in reads into whole lines, for the room: a
+/// line is handed over only once its `\n` has arrived, and never one longer
+/// than the maximum, so no line is ever cut or interleaved. The goodbye is
+/// found by a [`GoodbyeScanner`] over each read, before any line of it is
+/// handed over; at most `max` bytes of a line begun in an earlier read are
+/// held.
+#[derive(Debug)]
+pub struct LineCutter {
+    scanner: GoodbyeScanner,
+    /// The start of a line whose `\n` has not arrived yet.
+    partial: Vec<u8>,
+    /// Dropping the rest of a line that was too long.
+    skipping: bool,
+    max: usize,
+}
+
+impl LineCutter {
+    /// A cutter at the start of a stream, for lines of at most `max` bytes
+    /// (not counting the `\n`).
+    pub fn new(max: usize) -> Self {
+        LineCutter {
+            scanner: GoodbyeScanner::new(),
+            partial: Vec::new(),
+            skipping: false,
+            max,
+        }
+    }
+
+    /// Hands every whole line of `data` to `line`, without its `\n` (a
+    /// `\r` before it stays). Stops after a goodbye or a line too long;
+    /// returns how much of `data` it used and why it stopped. After a line
+    /// too long, feeding the rest goes on with the next line (a line too
+    /// long whose end has not arrived is skipped until its `\n`).
+    pub fn feed(&mut self, data: &[u8], mut line: impl FnMut(&[u8])) -> (usize, Option<Cut>) {
+        let goodbye = self.scanner.scan(data);
+        let end = match goodbye {
+            Some(goodbye) => goodbye.start().unwrap_or_else(|| {
+                // The goodbye's `\r` is the held line start.
+                self.partial.clear();
+                0
+            }),
+            None => data.len(),
+        };
+        let mut start = 0;
+        for newline in memchr::memchr_iter(b'\n', &data[..end]) {
+            let piece = &data[start..newline];
+            start = newline + 1;
+            if self.skipping {
+                self.skipping = false;
+                continue;
+            }
+            if self.partial.len() + piece.len() > self.max {
+                self.reset();
+                return (start, Some(Cut::TooLong));
+            }
+            if self.partial.is_empty() {
+                line(piece);
+            } else {
+                self.partial.extend_from_slice(piece);
+                line(&self.partial);
+                self.partial.clear();
+            }
+        }
+        let rest = &data[start..end];
+        if !self.skipping && !rest.is_empty() {
+            if self.partial.len() + rest.len() > self.max {
+                // `rest` has no `\n`, so no goodbye follows it in `data`.
+                self.partial = Vec::new();
+                self.skipping = true;
+                return (data.len(), Some(Cut::TooLong));
+            }
+            self.partial.extend_from_slice(rest);
+        }
+        if let Some(goodbye) = goodbye {
+            self.reset();
+            return (goodbye.end, Some(Cut::Goodbye));
+        }
+        if self.partial.is_empty() && self.partial.capacity() > 64 * 1024 {
+            // A long line has passed: give its memory back.
+            self.partial = Vec::new();
+        }
+        (data.len(), None)
+    }
+
+    /// At the end of the stream: hands over a last line that had no `\n`.
+    /// Returns whether there was one.
+    pub fn finish(&mut self, mut line: impl FnMut(&[u8])) -> bool {
+        if self.skipping || self.partial.is_empty() {
+            return false;
+        }
+        line(&self.partial);
+        self.reset();
+        true
+    }
+
+    fn reset(&mut self) {
+        self.scanner = GoodbyeScanner::new();
+        self.partial = Vec::new();
+        self.skipping = false;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +348,93 @@ mod tests {
         (out, false)
     }
 
+    /// The room's rule, the slow and obvious way: the lines before the
+    /// first empty one, each after `L ` and ending in `\n`, and the cuts.
+    /// A line over `max` bytes is a [`Cut::TooLong`]; a peer (`go_on`
+    /// false) stops there, the server's input goes on with the next line.
+    fn reference_lines(stream: &[u8], max: usize, go_on: bool) -> (Vec<u8>, Vec<Cut>) {
+        let mut out = Vec::new();
+        let mut cuts = Vec::new();
+        let mut lines: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();
+        // What follows the last `\n`: a line without one, or nothing.
+        let last = lines.pop().unwrap_or_default();
+        for content in lines {
+            if content.is_empty() || content == b"\r" {
+                cuts.push(Cut::Goodbye);
+                return (out, cuts);
+            }
+            if content.len() > max {
+                cuts.push(Cut::TooLong);
+                if go_on {
+                    continue;
+                }
+                return (out, cuts);
+            }
+            out.extend_from_slice(b"L ");
+            out.extend_from_slice(content);
+            out.push(b'\n');
+        }
+        if last.len() > max {
+            cuts.push(Cut::TooLong);
+        } else if !last.is_empty() {
+            out.extend_from_slice(b"L ");
+            out.extend_from_slice(last);
+            out.push(b'\n');
+        }
+        (out, cuts)
+    }
+
+    /// Runs a [`LineCutter`] over `stream` cut at `cuts`, as the room does:
+    /// a peer's receiver (`go_on` false) or the server's input.
+    fn lines_cut(stream: &[u8], cuts: &[usize], max: usize, go_on: bool) -> (Vec<u8>, Vec<Cut>) {
+        let mut cutter = LineCutter::new(max);
+        let mut out = Vec::new();
+        let mut found = Vec::new();
+        let mut label = |line: &[u8]| {
+            out.extend_from_slice(b"L ");
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        };
+        let mut from = 0;
+        for &to in cuts.iter().chain(std::iter::once(&stream.len())) {
+            let mut piece = &stream[from..to];
+            from = to;
+            loop {
+                let (used, cut) = cutter.feed(piece, &mut label);
+                piece = &piece[used..];
+                match cut {
+                    None => break,
+                    Some(cut) => found.push(cut),
+                }
+                if cut == Some(Cut::Goodbye) || !go_on {
+                    return (out, found);
+                }
+            }
+        }
+        cutter.finish(&mut label);
+        (out, found)
+    }
+
+    /// Every caller of the rule against the reference, for one cut stream.
+    fn check_every_caller(stream: &[u8], cuts: &[usize]) {
+        let (shown, end) = reference(stream);
+        assert_eq!(scan_cut(stream, cuts), end, "{stream:?} cut at {cuts:?}");
+        assert_eq!(
+            show_cut(stream, cuts),
+            (shown, end.is_some()),
+            "{stream:?} cut at {cuts:?}"
+        );
+        for max in [3, 64] {
+            for go_on in [false, true] {
+                assert_eq!(
+                    lines_cut(stream, cuts, max, go_on),
+                    reference_lines(stream, max, go_on),
+                    "room lines of {stream:?} cut at {cuts:?}, max {max}, go on {go_on}"
+                );
+            }
+        }
+    }
+
     const SAMPLES: &[&[u8]] = &[
         b"",
         b"\n",
@@ -250,6 +452,10 @@ mod tests {
         b"\xff\x00\r\n\xfe\n\n",
         b"no newline at all",
         b"\n\n\n",
+        b"ab\nlonger line\ncd\n\nef\n",
+        b"long\r\n\r\n",
+        b"toolong tail",
+        b"/name x\r\nhi\n",
     ];
 
     #[test]
@@ -264,17 +470,10 @@ mod tests {
     #[test]
     fn every_two_and_three_way_cut_agrees_with_the_rule() {
         for &stream in SAMPLES {
-            let (shown, end) = reference(stream);
             let n = stream.len();
             for a in 0..=n {
                 for b in a..=n {
-                    let cuts = [a, b];
-                    assert_eq!(scan_cut(stream, &cuts), end, "{stream:?} cut at {cuts:?}");
-                    assert_eq!(
-                        show_cut(stream, &cuts),
-                        (shown.clone(), end.is_some()),
-                        "{stream:?} cut at {cuts:?}"
-                    );
+                    check_every_caller(stream, &[a, b]);
                 }
             }
         }
@@ -300,13 +499,7 @@ mod tests {
                 .map(|_| (next() % (len as u64 + 1)) as usize)
                 .collect();
             cuts.sort_unstable();
-            let (shown, end) = reference(&stream);
-            assert_eq!(scan_cut(&stream, &cuts), end, "{stream:?} {cuts:?}");
-            assert_eq!(
-                show_cut(&stream, &cuts),
-                (shown, end.is_some()),
-                "{stream:?} {cuts:?}"
-            );
+            check_every_caller(&stream, &cuts);
         }
     }
 
@@ -314,9 +507,7 @@ mod tests {
     fn one_byte_reads_agree_with_the_rule() {
         for &stream in SAMPLES {
             let cuts: Vec<usize> = (1..stream.len()).collect();
-            let (shown, end) = reference(stream);
-            assert_eq!(scan_cut(stream, &cuts), end);
-            assert_eq!(show_cut(stream, &cuts), (shown, end.is_some()));
+            check_every_caller(stream, &cuts);
         }
     }
 }

@@ -5,7 +5,7 @@
 //! strings glued with `:`, so IPv6 literals work everywhere.
 
 use crate::error::{Error, Result};
-use crossbeam_channel::{Receiver, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
@@ -128,6 +128,8 @@ pub struct Acceptor {
     receiver: Option<Receiver<Accepted>>,
     local: SocketAddr,
     stopping: Arc<AtomicBool>,
+    /// Dropped to wake the thread from a back-off.
+    wake: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -138,14 +140,37 @@ impl Acceptor {
         let (sender, receiver) = bounded(0);
         let stopping = Arc::new(AtomicBool::new(false));
         let stop = Arc::clone(&stopping);
+        // Never sent on: dropping the sender wakes a thread backing off.
+        let (wake, woken) = bounded::<()>(0);
         let thread = thread::Builder::new()
             .name("duplex-accept".into())
             .spawn(move || {
+                let mut backoff: Option<Duration> = None;
                 loop {
                     let accepted = listener.accept();
                     if stop.load(Ordering::SeqCst) {
                         return;
                     }
+                    if let Err(error) = &accepted
+                        && is_out_of_descriptors(error)
+                    {
+                        // The connection stays in the backlog, so accept
+                        // fails again at once: retrying in a loop would spin
+                        // (issue 17, item 6). Report the first failure of a
+                        // run, and wait longer each time, until a peer
+                        // leaving frees a descriptor.
+                        let first = backoff.is_none();
+                        let wait = backoff.map_or(BACKOFF_MIN, |b| (b * 2).min(BACKOFF_MAX));
+                        backoff = Some(wait);
+                        if first && sender.send(accepted).is_err() {
+                            return;
+                        }
+                        if let Err(RecvTimeoutError::Disconnected) = woken.recv_timeout(wait) {
+                            return;
+                        }
+                        continue;
+                    }
+                    backoff = None;
                     let fatal = matches!(&accepted, Err(e) if !is_transient(e));
                     if sender.send(accepted).is_err() || fatal {
                         return;
@@ -156,6 +181,7 @@ impl Acceptor {
             receiver: Some(receiver),
             local,
             stopping,
+            wake: Some(wake),
             thread: Some(thread),
         })
     }
@@ -176,8 +202,10 @@ impl Acceptor {
 impl Drop for Acceptor {
     fn drop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
-        // Wakes the thread if it is blocked handing over a connection.
+        // Wakes the thread if it is blocked handing over a connection, or
+        // backing off.
         drop(self.receiver.take());
+        drop(self.wake.take());
         let Some(thread) = self.thread.take() else {
             return;
         };
@@ -208,6 +236,19 @@ fn wake_ip(ip: IpAddr) -> IpAddr {
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         other => other,
     }
+}
+
+/// The first wait after accepting failed for want of descriptors; it doubles
+/// up to [`BACKOFF_MAX`], which bounds how long a newcomer waits once one is
+/// free again.
+const BACKOFF_MIN: Duration = Duration::from_millis(20);
+const BACKOFF_MAX: Duration = Duration::from_millis(500);
+
+/// Out of descriptors or memory for now (EMFILE, ENFILE, ENOBUFS, ENOMEM):
+/// the listener is fine, and a peer leaving frees what accepting needs.
+pub fn is_out_of_descriptors(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::OutOfMemory
+        || matches!(error.raw_os_error(), Some(23 | 24 | 105))
 }
 
 /// Accept errors that concern one connection, not the listener: the server

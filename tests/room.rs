@@ -26,12 +26,37 @@ struct Peer {
 
 impl Peer {
     /// Connects, and waits until the server has told its stderr that this
-    /// peer joined (so it is in the room and will get what follows).
+    /// peer joined (so it is in the room and will get what follows), and
+    /// the peer has been welcomed.
     #[track_caller]
     fn join(server: &mut Proc, addr: SocketAddr) -> Peer {
-        let peer = Peer::connect(addr);
+        let mut peer = Peer::connect(addr);
         server.wait_for_stderr(&format!("* {} joined", peer.label));
+        peer.welcomed();
         peer
+    }
+
+    /// Connects, and reads the welcome (without waiting for the server's
+    /// stderr).
+    #[track_caller]
+    fn arrive(addr: SocketAddr) -> Peer {
+        let mut peer = Peer::connect(addr);
+        peer.welcomed();
+        peer
+    }
+
+    /// Reads the welcome, the first line a newcomer gets; returns who it
+    /// says is here.
+    #[track_caller]
+    fn welcomed(&mut self) -> String {
+        let line = self.line();
+        let prefix = format!("* you are {}; here: [server]", self.label);
+        assert!(
+            line.starts_with(&prefix),
+            "{}: welcome {line:?}",
+            self.label
+        );
+        line[prefix.len()..].to_owned()
     }
 
     #[track_caller]
@@ -86,12 +111,17 @@ impl Peer {
             .unwrap_or_else(|e| panic!("{}: writing {text:?}: {e}", self.label));
     }
 
-    /// Everything left until the server's clean EOF (a reset fails).
+    /// Everything left until the server's clean EOF (a reset fails); then
+    /// closes our side too, as a polite peer does, so the server need not
+    /// linger for it.
     #[track_caller]
     fn rest_until_eof(&mut self) -> String {
         let mut rest = Vec::new();
         match self.reader.read_to_end(&mut rest) {
-            Ok(_) => String::from_utf8_lossy(&rest).into_owned(),
+            Ok(_) => {
+                let _ = self.writer.shutdown(std::net::Shutdown::Write);
+                String::from_utf8_lossy(&rest).into_owned()
+            }
             Err(e) => panic!(
                 "{}: {e} ({:?}) instead of a clean EOF, after {:?}",
                 self.label,
@@ -218,7 +248,7 @@ fn input_before_anyone_joins_waits_for_the_first_peer() {
     let (mut server, addr) = room(&[]);
     server.write(b"early\n");
     server.close_stdin();
-    let mut a = Peer::connect(addr);
+    let mut a = Peer::arrive(addr);
     assert_eq!(a.rest_until_eof(), "[server] early\n* room closing\n\n");
     drop(a);
     server.assert_exit(0);
@@ -579,14 +609,15 @@ fn nc_is_a_room_peer() {
     nc.write(b"from nc\n");
     assert_eq!(a.line(), format!("{nc_label} from nc"));
     a.say("to nc\n");
-    nc.wait_for_stdout(format!("{} to nc\n", a.label).as_bytes());
+    nc.wait_for_stdout(format!("\n{} to nc\n", a.label).as_bytes());
 
     // nc -N half-closes at its EOF: a goodbye; it then gets a clean close
     // and exits.
     nc.close_stdin();
     assert_eq!(a.line(), format!("* {nc_label} left"));
     nc.assert_exit(0);
-    nc.assert_stdout(format!("{} to nc\n", a.label).as_bytes());
+    let welcome = format!("* you are {nc_label}; here: [server], {}\n", a.label);
+    nc.assert_stdout(format!("{welcome}{} to nc\n", a.label).as_bytes());
 
     server.close_stdin();
     a.rest_until_eof();
