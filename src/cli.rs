@@ -137,6 +137,10 @@ pub struct ConnectArgs {
     /// Give up connecting after this long, all addresses together.
     #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
     pub connect_timeout: Option<Duration>,
+    /// For rooms: take this name (send `/name NAME` first); 1 to 24 of
+    /// A-Z a-z 0-9 _ -, not `server`.
+    #[arg(long, value_name = "NAME", value_parser = parse_name)]
+    pub name: Option<String>,
     /// Options for the conversation.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -197,6 +201,17 @@ pub fn parse_secs(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("'{text}' is not a usable number of seconds"))
 }
 
+/// Parses NAME: a name a room accepts.
+pub fn parse_name(text: &str) -> Result<String, String> {
+    if crate::room::is_valid_name(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "'{text}' is not a room name: 1 to 24 of A-Z a-z 0-9 _ -, and not server"
+        ))
+    }
+}
+
 impl Sub {
     /// The options shared by both subcommands.
     pub fn common(&self) -> &CommonArgs {
@@ -225,6 +240,7 @@ impl Sub {
                 host: connect.host,
                 port: connect.port,
                 connect_timeout: connect.connect_timeout,
+                name: connect.name,
                 conversation: connect.common.conversation(input_is_terminal),
             }),
         }
@@ -292,6 +308,14 @@ mod tests {
         assert!(Cli::try_parse_from(["duplex", "serve", "--room", "--raw", "0"]).is_err());
         assert!(Cli::try_parse_from(["duplex", "serve", "99999"]).is_err());
         assert!(Cli::try_parse_from(["duplex", "connect", "h", "1", "--linger", "-1"]).is_err());
+        assert!(Cli::try_parse_from(["duplex", "connect", "--name", "alice", "h", "1"]).is_ok());
+        for bad in ["", "server", "two words", "a.b", &"x".repeat(25)] {
+            assert!(
+                Cli::try_parse_from(["duplex", "connect", "--name", bad, "h", "1"]).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(Cli::try_parse_from(["duplex", "serve", "--name", "alice", "0"]).is_err());
     }
 
     #[test]

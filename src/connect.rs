@@ -26,6 +26,10 @@ pub fn connect(
     })?;
     status.connected_to(peer);
     tracing::info!(%peer, "connected");
+    if let Some(name) = &options.name {
+        // The room takes the name before anything else we say.
+        input.push_front(format!("/name {name}\n").into_bytes());
+    }
     let connection = transport::establish(stream, Side::Client, &options.conversation.security)?;
     let ending = conversation::run(
         connection,

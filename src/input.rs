@@ -196,6 +196,16 @@ impl Input {
         (self.leftover.take(), self.chunks.clone())
     }
 
+    /// Puts `bytes` before everything else the input holds: they are the
+    /// next bytes a conversation takes (`connect --name` sends its `/name`
+    /// line first this way).
+    pub fn push_front(&mut self, mut bytes: Vec<u8>) {
+        if let Some(held) = self.leftover.take() {
+            bytes.extend_from_slice(held.bytes());
+        }
+        self.leftover = Some(Chunk::from_vec(bytes));
+    }
+
     /// Gives back the part of `chunk` from `at` on, to be taken first next
     /// time; keeps the first `at` bytes in `chunk`.
     pub(crate) fn put_back_tail(&mut self, chunk: &mut Chunk, at: usize) {

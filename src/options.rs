@@ -95,6 +95,8 @@ pub struct ConnectOptions {
     pub port: u16,
     /// Give up connecting after this long, all addresses together.
     pub connect_timeout: Option<Duration>,
+    /// For rooms: send `/name NAME` as the first line (SPEC, "Room").
+    pub name: Option<String>,
     /// How the conversation behaves.
     pub conversation: ConversationOptions,
 }

@@ -691,3 +691,388 @@ fn never_reader_reader_flooder(
     assert_eq!(reader.line(), format!("* {} joined", flooder.label));
     (slow, slow_label, reader, flooder)
 }
+
+// ---- names and the welcome (issue 9)
+
+#[test]
+fn a_newcomer_is_told_its_label_and_who_is_here_in_join_order() {
+    let (mut server, addr) = room(&["--linger", "0.5"]);
+    let a = Peer::join(&mut server, addr);
+    let mut b = Peer::connect(addr);
+    assert_eq!(
+        b.line(),
+        format!("* you are {}; here: [server], {}", b.label, a.label)
+    );
+    let mut c = Peer::connect(addr);
+    assert_eq!(
+        c.line(),
+        format!(
+            "* you are {}; here: [server], {}, {}",
+            c.label, a.label, b.label
+        )
+    );
+    // Notices are never on the server's stdout.
+    drop((a, b, c));
+    server.close_stdin();
+    server.assert_exit(0);
+    server.assert_stdout(b"");
+}
+
+#[test]
+fn a_name_labels_every_later_line_and_the_name_line_is_never_relayed() {
+    let (mut server, addr) = room(&[]);
+    let mut a = Peer::join(&mut server, addr);
+    let mut b = Peer::join(&mut server, addr);
+    assert_eq!(a.line(), format!("* {} joined", b.label));
+
+    a.say("before\n/name alice\nafter\n");
+    assert_eq!(b.line(), format!("{} before", a.label));
+    let renamed = format!("* {} is now [alice]", a.label);
+    assert_eq!(b.line(), renamed);
+    assert_eq!(b.line(), "[alice] after");
+    // Alice is told too: that is how she knows it took.
+    assert_eq!(a.line(), renamed);
+    server.wait_for_stderr(&renamed);
+
+    // A newcomer sees the name; the name is in notices about her.
+    let mut c = Peer::connect(addr);
+    assert_eq!(
+        c.line(),
+        format!(
+            "* you are {}; here: [server], [alice], {}",
+            c.label, b.label
+        )
+    );
+    // A CRLF name line (telnet) is a name line too.
+    c.say("/name carol\r\n");
+    assert_eq!(a.line(), format!("* {} joined", c.label));
+    assert_eq!(a.line(), format!("* {} is now [carol]", c.label));
+    a.say("\n");
+    assert_eq!(b.line(), format!("* {} joined", c.label));
+    assert_eq!(b.line(), format!("* {} is now [carol]", c.label));
+    assert_eq!(b.line(), "* [alice] left");
+    a.rest_until_eof();
+
+    server.close_stdin();
+    b.rest_until_eof();
+    c.rest_until_eof();
+    server.assert_exit(0);
+    server.assert_stdout(format!("{} before\n[alice] after\n", a.label).as_bytes());
+}
+
+#[test]
+fn a_taken_or_invalid_name_is_told_to_that_peer_alone() {
+    let (mut server, addr) = room(&["--linger", "0.5"]);
+    let mut a = Peer::join(&mut server, addr);
+    let mut b = Peer::join(&mut server, addr);
+    assert_eq!(a.line(), format!("* {} joined", b.label));
+    a.say("/name alice\n");
+    assert_eq!(a.line(), format!("* {} is now [alice]", a.label));
+    assert_eq!(b.line(), format!("* {} is now [alice]", a.label));
+
+    let invalid = "* a name is 1 to 24 of A-Z a-z 0-9 _ - (and not server): name not changed";
+    for (ask, told) in [
+        ("/name ALICE\n", "* [ALICE] is taken: name not changed"),
+        ("/name server\n", invalid),
+        ("/name two words\n", invalid),
+        ("/name \x1b[2J\n", invalid),
+        ("/name\n", invalid),
+        ("/name abcdefghijklmnopqrstuvwxy\n", invalid),
+    ] {
+        b.say(ask);
+        assert_eq!(b.line(), told, "asking {ask:?}");
+    }
+    // A never heard of any of it: the next thing it gets is B's line, with
+    // B's own label.
+    b.say("still me\n");
+    assert_eq!(a.line(), format!("{} still me", b.label));
+    server.close_stdin();
+    a.rest_until_eof();
+    b.rest_until_eof();
+    server.assert_exit(0);
+    assert!(!server.stderr().contains("is taken"), "{}", server.stderr());
+}
+
+#[test]
+fn duplex_connect_name_takes_the_name_first() {
+    let (mut server, addr) = room(&["--linger", "0.5"]);
+    let mut a = Peer::join(&mut server, addr);
+    let mut client = support::connect(addr, &["--name", "bob", "--linger", "0.5"]);
+    let renamed = server.wait_for_stderr(" is now [bob]");
+    assert!(a.line().ends_with(" joined"));
+    assert_eq!(a.line(), renamed);
+    client.write(b"hello from bob\n");
+    assert_eq!(a.line(), "[bob] hello from bob");
+    a.say("hi bob\n");
+    client.wait_for_stdout(format!("{} hi bob\n", a.label).as_bytes());
+    client.close_stdin();
+    assert_eq!(a.line(), "* [bob] left");
+    client.assert_exit(0);
+    let out = String::from_utf8(client.stdout()).expect("utf-8");
+    let mut lines = out.lines();
+    let welcome = lines.next().unwrap_or_default();
+    assert!(
+        welcome.starts_with("* you are [127.0.0.1:")
+            && welcome.ends_with(&format!("; here: [server], {}", a.label)),
+        "{out:?}"
+    );
+    assert_eq!(lines.next(), Some(renamed.as_str()));
+    server.close_stdin();
+    a.rest_until_eof();
+    server.assert_exit(0);
+}
+
+#[test]
+fn nc_peers_take_names_and_see_notices() {
+    if !support::require_openbsd_nc() {
+        return;
+    }
+    let (mut server, addr) = room(&["--linger", "0.5"]);
+    let mut a = Peer::join(&mut server, addr);
+    let mut nc = support::program("nc")
+        .args(["-N", &addr.ip().to_string(), &addr.port().to_string()])
+        .spawn();
+    let joined = a.line();
+    let nc_label = joined
+        .strip_prefix("* ")
+        .and_then(|l| l.strip_suffix(" joined"))
+        .unwrap_or_else(|| panic!("expected nc's join notice, got {joined:?}"))
+        .to_owned();
+    nc.write(b"/name dave\nfrom dave\n");
+    assert_eq!(a.line(), format!("* {nc_label} is now [dave]"));
+    assert_eq!(a.line(), "[dave] from dave");
+    a.say("/name erin\n");
+    assert_eq!(a.line(), format!("* {} is now [erin]", a.label));
+    a.say("to dave\n");
+    nc.wait_for_stdout(b"[erin] to dave\n");
+    nc.close_stdin();
+    assert_eq!(a.line(), "* [dave] left");
+    nc.assert_exit(0);
+    let expected = format!(
+        "* you are {nc_label}; here: [server], {a}\n* {nc_label} is now [dave]\n\
+         * {a} is now [erin]\n[erin] to dave\n",
+        a = a.label
+    );
+    nc.assert_stdout(expected.as_bytes());
+    server.close_stdin();
+    a.rest_until_eof();
+    server.assert_exit(0);
+}
+
+#[test]
+fn a_room_full_for_one_peer_says_one_peer() {
+    let (mut server, addr) = room(&["--max-peers", "1", "--linger", "0.5"]);
+    let a = Peer::join(&mut server, addr);
+    let mut b = Peer::connect(addr);
+    assert_eq!(b.rest_until_eof(), "* room full (1 peer)\n");
+    server.wait_for_stderr(&format!("* {} refused: room full (1 peer)", b.label));
+    drop(a);
+    server.close_stdin();
+    server.assert_exit(0);
+}
+
+// ---- a hostile world (issue 17)
+
+/// User plus system CPU time of process `pid` so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // The command name may hold spaces: fields count from after its `)`.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("(comm)") + 2..]
+        .split_whitespace()
+        .collect();
+    let field = |i: usize| fields[i].parse::<u64>().expect("a number");
+    field(11) + field(12)
+}
+
+#[test]
+fn out_of_descriptors_the_room_backs_off_says_it_once_and_recovers() {
+    // About 8 descriptors are the server's own: room for a dozen peers.
+    let script = format!(
+        "ulimit -n 20 && exec '{}' serve --room --linger 0.5 -b 127.0.0.1 0",
+        env!("CARGO_BIN_EXE_duplex")
+    );
+    let mut server = support::program("sh").args(["-c", &script]).spawn();
+    let addr = server.wait_for_listening();
+    // Twenty peers: the kernel takes them all into the listen backlog, the
+    // server can accept only some.
+    let mut peers: Vec<Peer> = (0..20).map(|_| Peer::connect(addr)).collect();
+    server.wait_for_stderr("not accepting newcomers for now");
+
+    // No busy loop while it waits: a second of CPU time sampled.
+    let before = cpu_ticks(server.pid());
+    let start = Instant::now();
+    thread::sleep(std::time::Duration::from_secs(1));
+    let used = cpu_ticks(server.pid()) - before;
+    let ticks = start.elapsed().as_secs_f64() * 100.0;
+    assert!(
+        (used as f64) < ticks * 0.1,
+        "the server used {used} ticks of CPU in {ticks:.0} while out of descriptors"
+    );
+
+    // Those in the room leave, freeing descriptors: the newcomers waiting
+    // are taken.
+    let stderr = server.stderr();
+    let (inside, waiting): (Vec<Peer>, Vec<Peer>) = peers
+        .drain(..)
+        .partition(|peer| stderr.contains(&format!("* {} joined", peer.label)));
+    assert!(!inside.is_empty() && waiting.len() >= 2, "{stderr}");
+    drop(inside);
+    let mut waiting = waiting;
+    for peer in &mut waiting {
+        peer.welcomed();
+    }
+    server.wait_for_stderr("accepting newcomers again");
+    let label = waiting[0].label.clone();
+    waiting[0].say("made it\n");
+    assert_eq!(waiting[1].chat_line(), format!("{label} made it"));
+    peers = waiting;
+    drop(peers);
+    server.close_stdin();
+    server.assert_exit(0);
+    let said = server
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("open files"))
+        .count();
+    assert_eq!(said, 1, "one status line: {}", server.stderr());
+}
+
+#[test]
+fn a_flooder_is_slowed_and_readers_that_keep_reading_are_never_evicted() {
+    let (mut server, addr) = room(&["--linger", "0.5"]);
+    // Readers that read as fast as they can: two plain sockets and a duplex
+    // client whose stdout is read as fast as it comes.
+    let mut readers: Vec<Peer> = (0..2).map(|_| Peer::join(&mut server, addr)).collect();
+    let mut client = support::duplex()
+        .args([
+            "connect",
+            "--recv-only",
+            "--name",
+            "third",
+            "--linger",
+            "0.5",
+        ])
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string())
+        .stdout_manual()
+        .spawn();
+    let client_out = client.take_stdout();
+    server.wait_for_stderr("is now [third]");
+    let mut flooder = Peer::join(&mut server, addr);
+    // The longest name: the longer the label, the more a flood is amplified.
+    flooder.say("/name flooder-with-a-long-name\n");
+    let renamed = format!("* {} is now [flooder-with-a-long-name]", flooder.label);
+    assert_eq!(flooder.line(), renamed);
+    flooder.label = "[flooder-with-a-long-name]".into();
+    for reader in &mut readers {
+        // Notices of the others joining, up to the flooder's name.
+        loop {
+            let told = reader.line();
+            assert!(told.starts_with("* "), "{told:?}");
+            if told == renamed {
+                break;
+            }
+        }
+    }
+
+    // Two-byte lines, so the labels make the room's output about ten times
+    // the flood: one letter or digit each, cycling, so that order shows.
+    // For two seconds, bounded in count too.
+    const CYCLE: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    const BATCH: usize = 62 * 1000;
+    const MAX_LINES: usize = 200 * BATCH;
+    let mut writer = flooder.writer.try_clone().expect("try_clone");
+    let flood = thread::Builder::new()
+        .name("flooder".into())
+        .spawn(move || -> usize {
+            let batch: Vec<u8> = (0..BATCH).flat_map(|n| [CYCLE[n % 62], b'\n']).collect();
+            let start = Instant::now();
+            let mut sent = 0;
+            while sent < MAX_LINES && start.elapsed() < std::time::Duration::from_secs(2) {
+                writer.write_all(&batch).expect("flooder write");
+                sent += BATCH;
+            }
+            writer.write_all(b"done\n").expect("flooder write");
+            sent
+        })
+        .expect("spawn flooder");
+
+    // Each reader checks every line, in order, exactly once.
+    let prefix = format!("{} ", flooder.label);
+    let check = |mut source: Box<dyn Read + Send>, prefix: String, name: String| {
+        thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || -> usize {
+                let mut expected = 0;
+                let mut buf = vec![0; 1 << 16];
+                let mut partial = Vec::new();
+                loop {
+                    let n = source
+                        .read(&mut buf)
+                        .unwrap_or_else(|e| panic!("{name}: {e} after {expected} lines"));
+                    assert!(n > 0, "{name}: EOF after {expected} lines (evicted?)");
+                    partial.extend_from_slice(&buf[..n]);
+                    let mut start = 0;
+                    while let Some(end) = memchr::memchr(b'\n', &partial[start..]) {
+                        let line = &partial[start..start + end];
+                        start += end + 1;
+                        if line.starts_with(b"* ") {
+                            assert!(
+                                !line.ends_with(b"too slow"),
+                                "{name}: {}",
+                                String::from_utf8_lossy(line)
+                            );
+                            continue;
+                        }
+                        let body = line.strip_prefix(prefix.as_bytes()).unwrap_or_else(|| {
+                            panic!("{name}: unexpected {}", String::from_utf8_lossy(line))
+                        });
+                        if body == b"done" {
+                            return expected;
+                        }
+                        assert_eq!(
+                            body,
+                            [CYCLE[expected % 62]],
+                            "{name}: lines in order, exactly once (line {expected})"
+                        );
+                        expected += 1;
+                    }
+                    partial.drain(..start);
+                }
+            })
+            .expect("spawn reader")
+    };
+    let mut checks = Vec::new();
+    for (i, reader) in readers.iter().enumerate() {
+        let stream = reader.writer.try_clone().expect("try_clone");
+        // What the BufReader already holds is only notices, read above.
+        checks.push(check(
+            Box::new(stream),
+            prefix.clone(),
+            format!("reader {i}"),
+        ));
+    }
+    checks.push(check(
+        Box::new(client_out),
+        prefix.clone(),
+        "duplex connect".into(),
+    ));
+
+    let sent = flood.join().expect("flooder");
+    for check in checks {
+        assert_eq!(check.join().expect("a reader's checks"), sent);
+    }
+    assert!(
+        !server.stderr().contains("evicted"),
+        "nobody was evicted: {}",
+        server.stderr()
+    );
+    flooder.say("\n");
+    flooder.rest_until_eof();
+    server.close_stdin();
+    for reader in &mut readers {
+        reader.rest_until_eof();
+    }
+    client.assert_exit(0);
+    server.assert_exit(0);
+}

@@ -76,6 +76,12 @@ use std::sync::Arc;
 /// never relayed, so memory stays bounded and no line is ever cut.
 pub const MAX_LINE: usize = 64 * 1024;
 
+/// Whether a room accepts `name` as a peer's name (`/name NAME`): 1 to 24
+/// of `A-Z a-z 0-9 _ -`, and not `server`.
+pub fn is_valid_name(name: &str) -> bool {
+    notices::valid_name(name.as_bytes()).is_some()
+}
+
 /// At most this many events of lines, or this many bytes (passed by at most
 /// one message), are taken from the events channel and relayed together: one
 /// batch per peer, one wake-up of its sender thread.
