@@ -92,13 +92,12 @@ pub fn run_interactive(
     if !view::wanted(command) {
         return run(command, shutdown, status);
     }
-    let room = matches!(command, Command::Serve(serve) if serve.room.is_some());
     let view::Parts {
         view,
         mut input,
         mut output,
         status_sink,
-    } = view::View::start(options, room).map_err(|source| Error::Local {
+    } = view::View::start(options).map_err(|source| Error::Local {
         op: "could not start the terminal view",
         source,
     })?;

@@ -194,9 +194,10 @@ pub struct Parts {
 }
 
 impl View {
-    /// Starts the view's threads and enters the line editor. `room`: lines
-    /// carry peer labels, each shown in its own colour.
-    pub fn start(options: &ViewOptions, room: bool) -> io::Result<Parts> {
+    /// Starts the view's threads and enters the line editor. Lines that
+    /// carry a room's labels get each label's own colour, whichever side
+    /// this is.
+    pub fn start(options: &ViewOptions) -> io::Result<Parts> {
         let style = Style {
             colour: match options.color {
                 ColorChoice::Always => true,
@@ -207,7 +208,6 @@ impl View {
                 }
             },
             timestamps: options.timestamps,
-            room,
         };
         let printer = ExternalPrinter::<String>::new(PRINTER_QUEUE);
         let printer_tx = printer.sender();
@@ -412,6 +412,8 @@ fn send_by(
 /// The body of `duplex-view-out`: bytes → rendered lines → printer queue.
 fn show_loop(shown: &Receiver<Shown>, printer: &SyncSender<String>, style: &Style) {
     let mut partial: Vec<u8> = Vec::new();
+    // Who is in the room, and their colours.
+    let mut palette = Palette::default();
     // The partial line already shown in part: the rest is a continuation.
     let mut continued = false;
     // Set when the terminal has hung up: nobody can see anything any more,
@@ -449,7 +451,7 @@ fn show_loop(shown: &Receiver<Shown>, printer: &SyncSender<String>, style: &Styl
                 let mut rest = &bytes[..];
                 while let Some(i) = memchr::memchr(b'\n', rest) {
                     partial.extend_from_slice(&rest[..i]);
-                    print(style.incoming(&partial, continued));
+                    print(style.incoming(&partial, continued, &mut palette));
                     partial.clear();
                     continued = false;
                     rest = &rest[i + 1..];
@@ -457,21 +459,21 @@ fn show_loop(shown: &Receiver<Shown>, printer: &SyncSender<String>, style: &Styl
                 partial.extend_from_slice(rest);
                 while partial.len() >= PARTIAL_MAX {
                     let tail = partial.split_off(PARTIAL_MAX);
-                    print(style.incoming(&partial, continued));
+                    print(style.incoming(&partial, continued, &mut palette));
                     partial = tail;
                     continued = true;
                 }
             }
-            Ok(Shown::Status(line)) => print(style.status(&line)),
-            Ok(Shown::Note(line)) => print(style.status(&line)),
+            Ok(Shown::Status(line)) => print(style.status(&line, &mut palette)),
+            Ok(Shown::Note(line)) => print(style.status(&line, &mut Palette::default())),
             Err(RecvTimeoutError::Timeout) => {
-                print(style.incoming(&partial, continued));
+                print(style.incoming(&partial, continued, &mut palette));
                 partial.clear();
                 continued = true;
             }
             Ok(Shown::Finish) | Err(RecvTimeoutError::Disconnected) => {
                 if !partial.is_empty() {
-                    print(style.incoming(&partial, continued));
+                    print(style.incoming(&partial, continued, &mut palette));
                 }
                 // An empty message prints nothing. Once more of them have
                 // been queued than the queue holds, the editor has taken
@@ -498,7 +500,7 @@ const TYPED: &str = "> ";
 /// Marker of a status line.
 const STATUS: &str = "-- ";
 
-/// SGR colours used for peers in a room, picked by a hash of the label.
+/// SGR colours of the labels in a room, handed out in the order peers join.
 const PALETTE: [&str; 6] = ["36", "32", "33", "35", "34", "91"];
 const RESET: &str = "\x1b[0m";
 const DIM: &str = "2";
@@ -508,7 +510,6 @@ const DIM: &str = "2";
 struct Style {
     colour: bool,
     timestamps: bool,
-    room: bool,
 }
 
 impl Style {
@@ -529,28 +530,36 @@ impl Style {
         }
     }
 
-    /// One line (or piece of a line) from the peer, without its `\n`.
-    fn incoming(&self, bytes: &[u8], continued: bool) -> String {
+    /// One line (or piece of a line) from the peer, without its `\n`. A
+    /// room's notice (`* ...`; no peer's line starts so, labels do) is dimmed
+    /// and has no marker of its own: one prefix per notice.
+    fn incoming(&self, bytes: &[u8], continued: bool, palette: &mut Palette) -> String {
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
         let text = visible(bytes);
-        let marker = if continued { CONTINUED } else { INCOMING };
-        let sgr = if !self.room {
-            PALETTE[0]
-        } else if text.starts_with("* ") {
-            DIM
-        } else {
-            label(&text).map_or(PALETTE[0], |label| PALETTE[hash(label) % PALETTE.len()])
+        let stamp = match self.stamp() {
+            stamp if stamp.is_empty() => stamp,
+            stamp => self.paint(DIM, &stamp),
         };
-        format!(
-            "{}{}",
-            self.paint(DIM, &self.stamp()),
-            self.paint(sgr, &format!("{marker}{text}"))
-        )
+        if !continued && let Some(notice) = text.strip_prefix("* ") {
+            palette.notice(notice);
+            return format!("{stamp}{}", self.paint(DIM, &text));
+        }
+        let marker = if continued { CONTINUED } else { INCOMING };
+        let sgr = match label(&text) {
+            Some(label) if !continued => palette.colour(label),
+            _ => PALETTE[0],
+        };
+        format!("{stamp}{}", self.paint(sgr, &format!("{marker}{text}")))
     }
 
-    /// A status line, dimmed.
-    fn status(&self, line: &str) -> String {
+    /// A status line, dimmed. A room's notice (the server's view) keeps its
+    /// own `* ` as its one prefix.
+    fn status(&self, line: &str, palette: &mut Palette) -> String {
         let text = visible(line.as_bytes());
+        if let Some(notice) = text.strip_prefix("* ") {
+            palette.notice(notice);
+            return self.paint(DIM, &format!("{}{text}", self.stamp()));
+        }
         self.paint(DIM, &format!("{}{STATUS}{text}", self.stamp()))
     }
 }
@@ -565,14 +574,71 @@ fn label(text: &str) -> Option<&str> {
     Some(&text[..=end])
 }
 
-/// FNV-1a: a stable hash, the same colour for a label in every run.
-fn hash(text: &str) -> usize {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in text.bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
+/// The colours of the labels in the room, kept as the room's notices tell
+/// who joins, leaves and takes a name: each label keeps its colour while it
+/// is in the room, and labels present at once never share one while the
+/// palette lasts (a hash would: two of three peers got the same colour,
+/// issue 9).
+#[derive(Debug, Default)]
+struct Palette {
+    /// Labels present, with their colour (an index into [`PALETTE`]).
+    present: Vec<(String, usize)>,
+}
+
+impl Palette {
+    /// The colour of `label`, handing out the first free one to a label
+    /// not seen before.
+    fn colour(&mut self, label: &str) -> &'static str {
+        let index = match self.present.iter().find(|(l, _)| l == label) {
+            Some(&(_, index)) => index,
+            None => self.join(label),
+        };
+        PALETTE[index]
     }
-    h as usize
+
+    fn join(&mut self, label: &str) -> usize {
+        if let Some(&(_, index)) = self.present.iter().find(|(l, _)| l == label) {
+            return index;
+        }
+        let index = (0..PALETTE.len())
+            .find(|i| self.present.iter().all(|(_, used)| used != i))
+            .unwrap_or(self.present.len() % PALETTE.len());
+        self.present.push((label.to_owned(), index));
+        index
+    }
+
+    fn leave(&mut self, label: &str) {
+        self.present.retain(|(l, _)| l != label);
+    }
+
+    /// Follows a room notice (without its `* `).
+    fn notice(&mut self, notice: &str) {
+        if let Some(rest) = notice.strip_prefix("you are ") {
+            // `you are [ME]; here: [server], [A], [B]`: the others came first.
+            if let Some((me, here)) = rest.split_once("; here: ") {
+                for label in here.split(", ") {
+                    self.join(label);
+                }
+                self.join(me);
+            }
+            return;
+        }
+        let Some(who) = label(notice) else {
+            return;
+        };
+        let what = &notice[who.len() + 1..];
+        if what == "joined" {
+            self.join(who);
+        } else if what.starts_with("left") || what.starts_with("evicted") {
+            self.leave(who);
+        } else if let Some(new) = what.strip_prefix("is now ") {
+            // The colour goes with the peer to its new name.
+            let colour = self.join(who);
+            self.leave(who);
+            self.leave(new);
+            self.present.push((new.to_owned(), colour));
+        }
+    }
 }
 
 /// Text safe to print: invalid UTF-8 becomes U+FFFD, and control characters
@@ -649,11 +715,10 @@ impl Prompt for ViewPrompt {
 mod tests {
     use super::*;
 
-    fn plain(room: bool) -> Style {
+    fn plain() -> Style {
         Style {
             colour: false,
             timestamps: false,
-            room,
         }
     }
 
@@ -667,28 +732,104 @@ mod tests {
 
     #[test]
     fn incoming_lines_get_a_marker_and_lose_their_cr() {
-        assert_eq!(plain(false).incoming(b"hi\r", false), "< hi");
-        assert_eq!(plain(false).incoming(b"rest", true), "+ rest");
-        assert_eq!(plain(false).status("connected"), "-- connected");
+        let palette = &mut Palette::default();
+        assert_eq!(plain().incoming(b"hi\r", false, palette), "< hi");
+        assert_eq!(plain().incoming(b"rest", true, palette), "+ rest");
+        assert_eq!(plain().status("connected", palette), "-- connected");
+    }
+
+    fn coloured() -> Style {
+        Style {
+            colour: true,
+            timestamps: false,
+        }
+    }
+
+    /// The SGR code a rendered line starts with.
+    fn sgr(line: &str) -> &str {
+        let rest = line.strip_prefix("\x1b[").expect("coloured");
+        &rest[..rest.find('m').expect("an SGR")]
     }
 
     #[test]
     fn room_labels_keep_their_colour() {
-        let style = Style {
-            colour: true,
-            timestamps: false,
-            room: true,
-        };
-        let a = style.incoming(b"[127.0.0.1:5000] hi", false);
-        let b = style.incoming(b"[127.0.0.1:5000] again", false);
+        let style = coloured();
+        let palette = &mut Palette::default();
+        let a = style.incoming(b"[127.0.0.1:5000] hi", false, palette);
+        let b = style.incoming(b"[127.0.0.1:5000] again", false, palette);
         assert_eq!(a[..7], b[..7]);
         assert_eq!(label("[[::1]:5000] hi"), Some("[[::1]:5000]"));
         assert_eq!(label("no label"), None);
-        assert!(
-            style
-                .incoming(b"* [x] joined", false)
-                .starts_with("\x1b[2m")
+    }
+
+    #[test]
+    fn peers_present_together_get_colours_in_join_order_never_shared() {
+        // The labels of issue 9 whose hashes collided.
+        let style = coloured();
+        let palette = &mut Palette::default();
+        style.status("* [127.0.0.1:52412] joined", palette);
+        style.status("* [127.0.0.1:52430] joined", palette);
+        style.status("* [127.0.0.1:52444] joined", palette);
+        let colours: Vec<String> = ["52412", "52430", "52444"]
+            .iter()
+            .map(|port| {
+                let line = format!("[127.0.0.1:{port}] hi");
+                sgr(&style.incoming(line.as_bytes(), false, palette)).to_owned()
+            })
+            .collect();
+        assert_eq!(colours, [PALETTE[0], PALETTE[1], PALETTE[2]]);
+
+        // The first leaves: its colour goes to the next newcomer; the others
+        // keep theirs.
+        style.status("* [127.0.0.1:52412] left", palette);
+        style.status("* [127.0.0.1:52460] joined", palette);
+        let line = style.incoming(b"[127.0.0.1:52460] hello", false, palette);
+        assert_eq!(sgr(&line), PALETTE[0]);
+        let line = style.incoming(b"[127.0.0.1:52430] still", false, palette);
+        assert_eq!(sgr(&line), PALETTE[1]);
+
+        // A name keeps the peer's colour.
+        style.status("* [127.0.0.1:52430] is now [alice]", palette);
+        let line = style.incoming(b"[alice] renamed", false, palette);
+        assert_eq!(sgr(&line), PALETTE[1]);
+    }
+
+    #[test]
+    fn a_clients_welcome_colours_who_is_here_in_join_order() {
+        let style = coloured();
+        let palette = &mut Palette::default();
+        style.incoming(
+            b"* you are [127.0.0.1:9]; here: [server], [alice], [127.0.0.1:7]",
+            false,
+            palette,
         );
+        for (line, colour) in [
+            (&b"[server] hi"[..], PALETTE[0]),
+            (b"[alice] hi", PALETTE[1]),
+            (b"[127.0.0.1:7] hi", PALETTE[2]),
+        ] {
+            assert_eq!(sgr(&style.incoming(line, false, palette)), colour);
+        }
+    }
+
+    #[test]
+    fn notices_are_dimmed_with_one_prefix_on_both_sides() {
+        let palette = &mut Palette::default();
+        // The server's view: a notice is a status line, without `-- `.
+        assert_eq!(plain().status("* [x:1] joined", palette), "* [x:1] joined");
+        // A client's view: a notice is incoming, without `< `.
+        assert_eq!(
+            plain().incoming(b"* [x:1] joined", false, palette),
+            "* [x:1] joined"
+        );
+        let style = coloured();
+        for line in [
+            style.status("* [x:1] left", palette),
+            style.incoming(b"* room full (1 peer)", false, palette),
+        ] {
+            assert_eq!(sgr(&line), DIM, "{line:?}");
+            assert!(!line.contains("-- ") && !line.contains("< "), "{line:?}");
+        }
     }
 
     #[test]
@@ -696,7 +837,6 @@ mod tests {
         let style = Style {
             colour: false,
             timestamps: true,
-            room: false,
         };
         let stamp = style.stamp();
         assert_eq!(stamp.len(), 9, "{stamp:?}");

@@ -548,3 +548,79 @@ fn a_terminal_that_hangs_up_ends_the_view_and_the_process() {
         thread::sleep(POLL);
     }
 }
+
+/// `duplex serve --room` on loopback with its stdin open; returns it and the
+/// address it listens on.
+fn room_server() -> (Child, SocketAddr) {
+    let mut child = Command::new(DUPLEX)
+        .args(["serve", "--room", "--linger", "0.5", "-b", "127.0.0.1", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the room");
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("the listening line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("not a listening line: {line:?}"));
+    // The rest of stderr is drained, so the room never blocks on it.
+    thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (child, addr)
+}
+
+#[test]
+fn a_room_in_the_view_colours_peers_in_join_order_and_dims_notices() {
+    let Some(tmux) = Tmux::start() else { return };
+    let (mut room, addr) = room_server();
+    let alice = std::net::TcpStream::connect(addr).expect("alice connects");
+    alice
+        .set_read_timeout(Some(DEADLINE))
+        .expect("read timeout");
+    let mut heard = BufReader::new(alice.try_clone().expect("try_clone"));
+    let mut line = String::new();
+    heard.read_line(&mut line).expect("alice's welcome");
+    (&alice)
+        .write_all(b"/name alice\n")
+        .expect("alice names herself");
+    line.clear();
+    heard.read_line(&mut line).expect("alice's name notice");
+    assert!(line.ends_with("is now [alice]\n"), "{line:?}");
+
+    tmux.connect(addr, "--color always --name zed");
+    tmux.wait_for("zed's name", |s| s.contains("is now [zed]"));
+    (&alice).write_all(b"hi zed\n").expect("alice speaks");
+    tmux.wait_for("alice's line", |s| s.contains("[alice] hi zed"));
+    let screen =
+        String::from_utf8_lossy(&tmux.run(&["capture-pane", "-p", "-e"]).stdout).into_owned();
+    // Notices: dimmed, and their `* ` is their one prefix.
+    let welcome = screen
+        .lines()
+        .find(|l| l.contains("* you are"))
+        .unwrap_or_else(|| panic!("no welcome:\n{screen}"));
+    assert!(
+        welcome.contains("\x1b[2m* you are [127.0.0.1:"),
+        "{welcome:?}"
+    );
+    assert!(welcome.contains("; here: [server], [alice]"), "{welcome:?}");
+    assert!(
+        !screen.contains("< * ") && !screen.contains("-- * "),
+        "{screen:?}"
+    );
+    // Alice was second in the welcome (after the server): the second colour.
+    let said = screen
+        .lines()
+        .find(|l| l.contains("[alice] hi zed"))
+        .expect("alice's line");
+    assert!(said.contains("\x1b[32m< [alice] hi zed"), "{said:?}");
+
+    tmux.press("C-d");
+    tmux.assert_exit_and_sane_terminal(0);
+    drop(room.stdin.take());
+    drop((alice, heard));
+    let status = room.wait().expect("the room exits");
+    assert_eq!(status.code(), Some(0));
+}
