@@ -1076,3 +1076,44 @@ fn a_flooder_is_slowed_and_readers_that_keep_reading_are_never_evicted() {
     client.assert_exit(0);
     server.assert_exit(0);
 }
+
+#[test]
+fn an_evicted_peer_gets_its_notice_last_at_a_line_boundary() {
+    let (mut server, addr) = room(&["--linger", "0.5"]);
+    let (slow, slow_label, mut reader, mut flooder) =
+        never_reader_reader_flooder(&mut server, addr);
+    const LINE: usize = 100;
+    const LINES: usize = 160_000; // 16 MB: over the soft bound
+    let flood = flood_numbered_lines(&flooder, LINES, LINE, b"");
+    let prefix = format!("{} ", flooder.label);
+    for _ in 0..LINES {
+        reader.chat_line();
+    }
+    flood.join().expect("flooder");
+    server.wait_for_stderr(&format!("* {slow_label} evicted: too slow"));
+
+    // It reads at last: whole lines, then why it was closed, then EOF.
+    let mut slow = slow;
+    let got = support::read_to_eof(&mut slow)
+        .unwrap_or_else(|(e, got)| panic!("{e} after {} bytes instead of EOF", got.len()));
+    let text = String::from_utf8(got).expect("utf-8");
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.pop(),
+        Some("* evicted: too slow"),
+        "the notice is last"
+    );
+    assert!(text.ends_with('\n'));
+    for line in lines {
+        assert!(
+            line.starts_with("* ")
+                || (line.starts_with(&prefix) && line.len() == prefix.len() + LINE - 1),
+            "a whole line: {line:?}"
+        );
+    }
+    flooder.say("\n");
+    flooder.rest_until_eof();
+    server.close_stdin();
+    reader.rest_until_eof();
+    server.assert_exit(0);
+}
