@@ -50,6 +50,7 @@ pub mod input;
 pub mod lines;
 pub mod net;
 pub mod options;
+pub mod render;
 pub mod room;
 pub mod serve;
 pub mod shutdown;
