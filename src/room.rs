@@ -19,8 +19,9 @@
 //! **Per peer**, two named threads share the socket as `Arc<TcpStream>` (no
 //! `try_clone`, which costs a descriptor each):
 //! - `room-recv` reads the socket, cuts whole lines (at most [`MAX_LINE`]
-//!   bytes), labels them `[ADDR] ` and sends each read's worth of whole lines
-//!   to the hub as one event. It also finds the peer's goodbye (an empty line;
+//!   bytes), labels them `[ADDR] `, neutralises them ([`crate::render`]: a
+//!   CRLF becomes `\n`, controls are shown) and sends each read's worth of
+//!   whole lines to the hub as one event. It also finds the peer's goodbye (an empty line;
 //!   EOF) and a line that is too long; after either it reads and discards
 //!   until EOF, so that closing never turns into a reset.
 //! - `room-send` is `for batch in queue { write_all }` (gathering what is
@@ -67,6 +68,7 @@ use crate::error::{Error, Result, describe};
 use crate::input::{Chunk, Input};
 use crate::net::{Accepted, Acceptor};
 use crate::options::{ConversationOptions, RoomOptions};
+use crate::render;
 use crate::shutdown::Shutdown;
 use crate::status::Status;
 use crossbeam_channel::{
@@ -1071,6 +1073,10 @@ fn recv_pump(
     let mut buf = vec![0; READ_BUFFER];
     let mut cutter = LineCutter::default();
     let mut relaying = true;
+    // Peers and the server's output are terminals we cannot see: every
+    // labelled line is neutralised here, once, before it goes anywhere, so
+    // no peer can forge `[server]` or a notice (SPEC, "Terminal safety").
+    let lines = |out: Vec<u8>| PeerEvent::Lines(render::render_vec(out).into());
     loop {
         let n = match input.read(&mut buf) {
             Ok(0) => break,
@@ -1083,7 +1089,7 @@ fn recv_pump(
         }
         let mut out = Vec::new();
         let (_, cut) = cutter.feed(&buf[..n], label, &mut out);
-        if !out.is_empty() && events.send((id, PeerEvent::Lines(out.into()))).is_err() {
+        if !out.is_empty() && events.send((id, lines(out))).is_err() {
             return Ok(());
         }
         if let Some(cut) = cut {
@@ -1100,7 +1106,7 @@ fn recv_pump(
     }
     let mut out = Vec::new();
     if relaying && cutter.finish(label, &mut out) {
-        let _ = events.send((id, PeerEvent::Lines(out.into())));
+        let _ = events.send((id, lines(out)));
     }
     Ok(())
 }

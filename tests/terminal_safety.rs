@@ -166,3 +166,72 @@ fn piped_stdout_still_gets_the_peers_exact_bytes() {
     server.assert_exit(0);
     server.assert_stdout(HOSTILE);
 }
+
+/// The room: one hostile peer, nc listening. Returns (what nc printed, the
+/// hostile peer's label, what the server's stdout got).
+fn room_relays_to_nc(lines: &[&[u8]]) -> Option<(Vec<u8>, String, Vec<u8>)> {
+    if !support::require_openbsd_nc() {
+        return None;
+    }
+    let (mut server, addr) = support::serve(&["--room", "--linger", "0.5"]);
+    let mut nc = support::program("nc")
+        .args(["-N", &addr.ip().to_string(), &addr.port().to_string()])
+        .spawn();
+    server.wait_for_stderr(" joined");
+    let mut hostile = support::connect_raw(addr);
+    let label = format!("[{}]", hostile.local_addr().expect("local_addr"));
+    server.wait_for_stderr(&format!("* {label} joined"));
+    for line in lines {
+        support::send_raw(&mut hostile, line);
+    }
+    support::send_raw(&mut hostile, b"last\n");
+    nc.wait_for_stdout(format!("{label} last\n").as_bytes());
+    // The server's goodbye ends the room; nc gets EOF and exits.
+    server.close_stdin();
+    hostile.shutdown(Shutdown::Write).expect("half-close");
+    let _ = support::read_to_eof(&mut hostile);
+    server.assert_exit(0);
+    nc.close_stdin();
+    nc.assert_exit(0);
+    Some((nc.stdout(), label, server.stdout()))
+}
+
+#[test]
+fn a_room_peer_cannot_forge_the_server_or_clear_an_nc_peers_screen() {
+    let crlf: &[u8] = b"crlf line\r\n";
+    let notice: &[u8] = b"\x1b[2K\r* [server] room closing\n";
+    let bidi: &[u8] = b"x\xe2\x80\xaegnp.exe\n";
+    let c1: &[u8] = b"\xc2\x9b2J\x08\x7f\xff\n";
+    let Some((nc_out, label, server_out)) = room_relays_to_nc(&[HOSTILE, crlf, notice, bidi, c1])
+    else {
+        return;
+    };
+    let expected = format!(
+        "{label} hi^[[2J^[]0;pwned^G^M[server] fake\n\
+         {label} crlf line\n\
+         {label} ^[[2K^M* [server] room closing\n\
+         {label} x<U+202E>gnp.exe\n\
+         {label} <U+009B>2J^H^?\u{fffd}\n\
+         {label} last\n"
+    );
+    let relayed: Vec<&str> = std::str::from_utf8(&nc_out)
+        .unwrap_or_else(|e| panic!("nc printed invalid UTF-8 ({e}): {}", support::show(&nc_out)))
+        .lines()
+        .filter(|l| l.starts_with(&label))
+        .collect();
+    assert_eq!(
+        relayed.join("\n") + "\n",
+        expected,
+        "nc printed {}",
+        support::show(&nc_out)
+    );
+    assert_inert(&nc_out);
+    for line in String::from_utf8_lossy(&nc_out).lines() {
+        assert!(
+            !line.starts_with("[server]") && !line.starts_with("* [server]"),
+            "a forged line at the start of nc's line: {line:?}"
+        );
+    }
+    // The server's own output shows the same neutralised lines.
+    assert_eq!(String::from_utf8_lossy(&server_out), expected);
+}
