@@ -5,8 +5,9 @@
 //!   where a handshake runs, on the peer's own thread and never on the hub),
 //!   hands the transmitting half to `room-send` and the socket to the hub,
 //!   then reads: it cuts whole lines ([`LineCutter`], at most [`MAX_LINE`]
-//!   bytes), labels them, and sends each read's worth of lines to the hub as
-//!   one event. A `/name` line is not relayed: it asks the hub, and waits
+//!   bytes), labels and neutralises them ([`render`]: a CRLF becomes `\n`,
+//!   controls are shown), and sends each read's worth of lines to the hub
+//!   as one event. A `/name` line is not relayed: it asks the hub, and waits
 //!   for the label its next lines carry. After the peer's goodbye (an empty
 //!   line, EOF) or a line too long it reads and discards until EOF, so that
 //!   closing never turns into a reset.
@@ -22,6 +23,7 @@ use super::notices;
 use super::{Batch, Bytes, MAX_LINE, PeerEvent, PeerId, batch_len};
 use crate::error::Error;
 use crate::lines::{Cut, LineCutter};
+use crate::render;
 use crate::transport::{self, Connection, Receive, Security, Side, Transmit};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
 use std::io::{self, IoSlice};
@@ -578,8 +580,14 @@ impl Labeller {
         }
         match notices::name_request(line) {
             None => {
+                // Peers and the server's output are terminals we cannot
+                // see: every line is neutralised here, as it is copied into
+                // the buffer that is relayed, so no peer can forge
+                // `[server]` or a notice (SPEC, "Terminal safety"). A CRLF
+                // ending is relayed as `\n`.
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
                 self.out.extend_from_slice(&self.label);
-                self.out.extend_from_slice(line);
+                self.out.extend_from_slice(render::render(line).as_bytes());
                 self.out.push(b'\n');
             }
             Some(name) => {
