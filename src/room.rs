@@ -12,7 +12,7 @@
 //! **What this module owns.** The hub is the thread that called [`run`]. It
 //! alone owns the peer table: there is no shared list of sockets, so relaying,
 //! joining, leaving and eviction are plain single-threaded code, and the
-//! `select!` in [`Hub::run`] reads like the SPEC — one arm each for newcomers
+//! `select!` in `Hub::run` reads like the SPEC — one arm each for newcomers
 //! ([`Acceptor`]), peer events, the server's input, Ctrl-C and a timer
 //! (the linger of leaving peers, the grace of peers behind).
 //!
@@ -31,8 +31,8 @@
 //!
 //! **One wake-up per batch.** Waking a sleeping sender thread is most of the
 //! cost of a busy room, so the hub takes the events of lines already waiting
-//! along with the one that woke it (up to [`GATHER_EVENTS`] /
-//! [`GATHER_BYTES`]), and queues one batch per peer: all of them but the
+//! along with the one that woke it (up to `GATHER_EVENTS` /
+//! `GATHER_BYTES`), and queues one batch per peer: all of them but the
 //! peer's own, in order.
 //!
 //! **Bounded everywhere.** The events channel is bounded: a hub that cannot
@@ -41,16 +41,16 @@
 //! the senders. Each peer's queue is bounded in messages and in bytes, and the
 //! hub never waits on it. Being behind is not being too slow: in a burst, a
 //! peer that reads but is short of CPU falls behind for a moment. So a peer is
-//! evicted when its queue is over the soft bound ([`QUEUE_MESSAGES`],
-//! [`QUEUE_BYTES`]) *and* its sender thread has written nothing for
-//! [`STALL_GRACE`] (the sender stamps each write that makes progress), or at
-//! once when its queue reaches [`HARD_FACTOR`] times the soft bound. Eviction
+//! evicted when its queue is over the soft bound (`QUEUE_MESSAGES`,
+//! `QUEUE_BYTES`) *and* its sender thread has written nothing for
+//! `STALL_GRACE` (the sender stamps each write that makes progress), or at
+//! once when its queue reaches `HARD_FACTOR` times the soft bound. Eviction
 //! is `shutdown(Both)` first, which wakes the sender thread stuck in its
 //! write, so one peer that stops reading never stalls the others, and memory
 //! stays bounded by the hard bound. Both are checked when the hub offers the
 //! peer a message, and a peer found behind is checked again by the hub's
 //! timer when it would have been stalled for the grace period, so a peer
-//! that stops reading is gone about [`STALL_GRACE`] after its last write
+//! that stops reading is gone about `STALL_GRACE` after its last write
 //! even if the room falls silent. Messages are `Arc<[u8]>`, shared by every
 //! queue they are in.
 //!
