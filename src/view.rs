@@ -457,7 +457,7 @@ fn show_loop(shown: &Receiver<Shown>, printer: &SyncSender<String>, style: &Styl
                 }
                 partial.extend_from_slice(rest);
                 while partial.len() >= PARTIAL_MAX {
-                    let tail = partial.split_off(PARTIAL_MAX);
+                    let tail = partial.split_off(char_boundary(&partial, PARTIAL_MAX));
                     print(style.incoming(&partial, continued));
                     partial = tail;
                     continued = true;
@@ -488,6 +488,17 @@ fn show_loop(shown: &Receiver<Shown>, printer: &SyncSender<String>, style: &Styl
             }
         }
     }
+}
+
+/// Where to cut a long partial line at or just before `at` (at most 3
+/// bytes before, so the cut always makes progress) without cutting a UTF-8
+/// character in two, whose halves would each be shown as U+FFFD.
+fn char_boundary(bytes: &[u8], at: usize) -> usize {
+    let continues = |i: usize| bytes.get(i).is_some_and(|b| b & 0xc0 == 0x80);
+    (at.saturating_sub(3).max(1)..=at)
+        .rev()
+        .find(|&i| !continues(i))
+        .unwrap_or(at)
 }
 
 /// Marker of a line from the peer.
@@ -650,6 +661,18 @@ mod tests {
             "< <U+009B><U+202E>"
         );
         assert_eq!(style.status("a\x1b[2Jb"), "-- a^[[2Jb");
+    }
+
+    #[test]
+    fn a_long_partial_line_is_never_cut_inside_a_character() {
+        let mut line = vec![b'a'; PARTIAL_MAX - 1];
+        line.extend_from_slice("\u{e9}\u{1f600}".as_bytes());
+        assert_eq!(char_boundary(&line, PARTIAL_MAX), PARTIAL_MAX - 1);
+        assert_eq!(char_boundary(&line, PARTIAL_MAX + 1), PARTIAL_MAX + 1);
+        assert_eq!(char_boundary(&line, PARTIAL_MAX + 2), PARTIAL_MAX + 1);
+        assert_eq!(char_boundary(b"abc", 2), 2);
+        // Not UTF-8 at all: cut where asked.
+        assert_eq!(char_boundary(&[0x80; 16], 8), 8);
     }
 
     #[test]

@@ -399,10 +399,7 @@ fn timestamps_and_status_lines_show_in_the_view() {
     assert!(screen.contains("< ^[[31mred?"), "{screen}");
     // So are bidi and C1 controls (SPEC, "Terminal safety"); a tab is
     // spaces to the next multiple of 8 columns of the peer's text.
-    assert!(
-        screen.contains("< <U+202E>rtl <U+009B>2J  end"),
-        "{screen}"
-    );
+    assert!(screen.contains("< <U+202E>rtl <U+009B>2J  end"), "{screen}");
     // The server's goodbye ends it; the status line says so in the view.
     server.say(b"\n");
     tmux.assert_exit_and_sane_terminal(0);
