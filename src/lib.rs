@@ -55,6 +55,7 @@ pub mod room;
 pub mod serve;
 pub mod shutdown;
 pub mod status;
+pub mod transport;
 pub mod view;
 
 pub use conversation::Ending;
@@ -63,6 +64,7 @@ pub use input::Input;
 pub use options::{Command, ConnectOptions, ConversationOptions, Mode, RoomOptions, ServeOptions};
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
 pub use status::Status;
+pub use transport::Connection;
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
