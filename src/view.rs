@@ -30,8 +30,8 @@
 //!   thread (a thread blocked there has nothing to release).
 //! - **Incoming bytes** are written to [`ViewOutput`], which hands them to
 //!   `duplex-view-out`; that thread assembles lines, renders them (marker,
-//!   colour, timestamp, control bytes made visible by [`render`]) and queues them for the
-//!   printer. A partial line (no `\n` yet) is shown once the peer has been
+//!   colour, timestamp, control characters made visible by [`render`]) and
+//!   queues them for the printer. A partial line (no `\n` yet) is shown once the peer has been
 //!   quiet for [`PARTIAL_AFTER`], or when it grows past [`PARTIAL_MAX`], so
 //!   memory stays bounded and a prompt-like `Password: ` from a peer still
 //!   shows. Status lines are sent down the same channel, so they appear in
