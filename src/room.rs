@@ -1073,10 +1073,6 @@ fn recv_pump(
     let mut buf = vec![0; READ_BUFFER];
     let mut cutter = LineCutter::default();
     let mut relaying = true;
-    // Peers and the server's output are terminals we cannot see: every
-    // labelled line is neutralised here, once, before it goes anywhere, so
-    // no peer can forge `[server]` or a notice (SPEC, "Terminal safety").
-    let lines = |out: Vec<u8>| PeerEvent::Lines(render::render_vec(out).into());
     loop {
         let n = match input.read(&mut buf) {
             Ok(0) => break,
@@ -1089,7 +1085,7 @@ fn recv_pump(
         }
         let mut out = Vec::new();
         let (_, cut) = cutter.feed(&buf[..n], label, &mut out);
-        if !out.is_empty() && events.send((id, lines(out))).is_err() {
+        if !out.is_empty() && events.send((id, PeerEvent::Lines(out.into()))).is_err() {
             return Ok(());
         }
         if let Some(cut) = cut {
@@ -1106,7 +1102,7 @@ fn recv_pump(
     }
     let mut out = Vec::new();
     if relaying && cutter.finish(label, &mut out) {
-        let _ = events.send((id, lines(out)));
+        let _ = events.send((id, PeerEvent::Lines(out.into())));
     }
     Ok(())
 }
@@ -1123,7 +1119,8 @@ enum Cut {
 }
 
 /// Cuts a byte stream that arrives in reads into whole, labelled lines,
-/// holding at most [`MAX_LINE`] bytes of a line begun in an earlier read.
+/// neutralised by [`render`], holding at most [`MAX_LINE`] bytes of a line
+/// begun in an earlier read.
 #[derive(Debug, Default)]
 struct LineCutter {
     /// The start of a line whose `\n` has not arrived yet.
@@ -1159,9 +1156,15 @@ impl LineCutter {
                 self.reset();
                 return (start, Some(Cut::Goodbye));
             }
+            let line = out.len();
             out.extend_from_slice(label);
             out.extend_from_slice(&self.partial);
             out.extend_from_slice(piece);
+            // Peers and the server's output are terminals we cannot see:
+            // every line, a peer's or the server's, is neutralised as it is
+            // labelled, before it goes anywhere, so no peer can forge
+            // `[server]` or a notice (SPEC, "Terminal safety").
+            render::render_from(out, line);
             self.partial.clear();
         }
         let rest = &data[start..];
@@ -1187,9 +1190,11 @@ impl LineCutter {
         if self.skipping || self.partial.is_empty() {
             return false;
         }
+        let line = out.len();
         out.extend_from_slice(label);
         out.extend_from_slice(&self.partial);
         out.push(b'\n');
+        render::render_from(out, line);
         self.reset();
         true
     }
@@ -1234,7 +1239,7 @@ mod tests {
             cut_all(&[b"a\n\r", b"\nb\n"]),
             (b"L a\n".to_vec(), Some(Cut::Goodbye))
         );
-        assert_eq!(cut_all(&[b"\r", b"x\n"]), (b"L \rx\n".to_vec(), None));
+        assert_eq!(cut_all(&[b"\r", b"x\n"]), (b"L ^Mx\n".to_vec(), None));
     }
 
     #[test]
