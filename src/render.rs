@@ -52,6 +52,15 @@ pub fn render(bytes: &[u8]) -> Cow<'_, str> {
     Cow::Owned(into_string(out))
 }
 
+/// Like [`render`], for bytes already owned: they are given back as they
+/// are, without a copy, when there is nothing to change.
+pub fn render_vec(bytes: Vec<u8>) -> Vec<u8> {
+    match render(&bytes) {
+        Cow::Borrowed(_) => bytes,
+        Cow::Owned(text) => text.into_bytes(),
+    }
+}
+
 /// Renders `buf[start..]` in place, taken as whole (see [`render`]); what
 /// comes before `start` is left alone. For output assembled piece by piece,
 /// such as a labelled line.
@@ -468,6 +477,11 @@ mod tests {
             let every: Vec<usize> = (1..text.len()).collect();
             assert_eq!(in_reads(text.as_bytes(), &every), text);
         }
+        let bytes = b"plain line\n".to_vec();
+        let at = bytes.as_ptr();
+        let back = render_vec(bytes);
+        assert_eq!(back.as_ptr(), at, "no copy when nothing changes");
+        assert_eq!(render_vec(b"\x1b".to_vec()), b"^[");
     }
 
     /// The regression corpus: what hostile peers send, and what is shown.
