@@ -87,7 +87,9 @@ pub fn run(
     options: &ConversationOptions,
     shutdown: &Shutdown,
 ) -> Result<Ending> {
-    crate::net::tune(&stream);
+    // Sockets from `serve` and `connect` are tuned already (keepalive
+    // included); this keeps Nagle off for streams a library user hands us.
+    crate::net::tune(&stream, None);
     let span = tracing::info_span!("conversation", %peer);
     let _entered = span.enter();
     let clock = Clock::new();
