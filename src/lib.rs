@@ -54,6 +54,7 @@ pub mod room;
 pub mod serve;
 pub mod shutdown;
 pub mod status;
+pub mod transport;
 pub mod view;
 
 pub use conversation::Ending;
@@ -65,6 +66,7 @@ pub use options::{
 };
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
 pub use status::Status;
+pub use transport::Connection;
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
