@@ -170,6 +170,8 @@ pub fn tune(stream: &TcpStream, keepalive: Option<Duration>) {
     if let Err(error) = socket.set_tcp_keepalive(&keepalive_probes(limit)) {
         tracing::debug!(%error, "could not set TCP keepalive");
     }
+    // Elsewhere only keepalive applies, so unacknowledged data is given up
+    // on by the system's retransmission limit instead.
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
     if let Err(error) = socket.set_tcp_user_timeout(Some(limit)) {
         tracing::debug!(%error, "could not set TCP_USER_TIMEOUT");
@@ -178,20 +180,27 @@ pub fn tune(stream: &TcpStream, keepalive: Option<Duration>) {
 
 /// Keepalive timing for a peer that must answer within `limit`: the first
 /// probe after half of it, then three more spread over the other half.
-/// The kernel counts whole seconds, at least one.
+/// The kernel counts whole seconds, at least one and at most `TCP_KEEPIDLE`'s
+/// limit (32767).
 fn keepalive_probes(limit: Duration) -> TcpKeepalive {
-    let whole = |secs: f64| Duration::from_secs(secs.ceil().max(1.0) as u64);
+    let whole = |secs: f64| Duration::from_secs(secs.ceil().clamp(1.0, 32767.0) as u64);
     let secs = limit.as_secs_f64();
     let probes = TcpKeepalive::new().with_time(whole(secs / 2.0));
-    #[cfg(not(any(target_os = "openbsd", target_os = "redox", target_os = "solaris")))]
-    let probes = probes.with_interval(whole(secs / 6.0));
-    #[cfg(not(any(
-        target_os = "openbsd",
-        target_os = "redox",
-        target_os = "solaris",
-        target_os = "windows"
-    )))]
-    let probes = probes.with_retries(3);
+    // Where socket2 (that is, the system) can set them; elsewhere the
+    // system's interval and count apply, and only the idle time is ours.
+    #[cfg(any(
+        target_os = "android",
+        target_os = "dragonfly",
+        target_os = "freebsd",
+        target_os = "fuchsia",
+        target_os = "illumos",
+        target_os = "ios",
+        target_os = "linux",
+        target_os = "macos",
+        target_os = "netbsd",
+        target_os = "windows",
+    ))]
+    let probes = probes.with_interval(whole(secs / 6.0)).with_retries(3);
     probes
 }
 
@@ -450,6 +459,13 @@ mod tests {
                 Some(Duration::from_secs(60))
             );
         }
+        // Longer than the kernel counts keepalive seconds: still set.
+        tune(&stream, Some(Duration::from_secs(1_000_000)));
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            socket.tcp_keepalive_time().unwrap(),
+            Duration::from_secs(32767)
+        );
         let off = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         tune(&off, None);
         assert!(!SockRef::from(&off).keepalive().unwrap());

@@ -335,6 +335,51 @@ fn an_idle_peer_that_vanishes_is_noticed_on_both_sides() {
 }
 
 #[test]
+fn a_server_takes_the_next_peer_and_a_room_drops_the_vanished_one() {
+    let Some(ns) = Netns::pair() else { return };
+    for room in [false, true] {
+        let mode = if room { "--room" } else { "--linger=1" };
+        let mut server = ns
+            .duplex(&ns.a)
+            .args(["serve", mode, "--keepalive", KEEPALIVE, "-b", A_IP, "0"])
+            .spawn();
+        let port = server.wait_for_listening().port().to_string();
+        let peer = |side: &str| {
+            ns.duplex(side)
+                .args(["connect", "--linger=1", "--keepalive", "0", A_IP, &port])
+                .spawn()
+        };
+        // The one that vanishes has no keepalive of its own: only the
+        // server's notices it.
+        let mut gone = peer(&ns.b);
+        gone.write(b"hello\n");
+        server.wait_for_stdout(b"hello\n");
+        ns.vanish(&ns.b);
+        let cut = Instant::now();
+        let line = server.wait_for_stderr("peer vanished");
+        let took = cut.elapsed();
+        assert!(took < NOTICED_WITHIN, "noticed only after {took:?}");
+        if room {
+            assert!(
+                line.starts_with("* [10.99.0.2:") && line.contains("left"),
+                "{line}"
+            );
+        }
+        server.assert_running();
+        // The next peer, from the server's own namespace, is served.
+        let mut next = peer(&ns.a);
+        next.write(b"next\n");
+        server.wait_for_stdout(b"next\n");
+        server.close_stdin();
+        next.close_stdin();
+        next.assert_exit(0);
+        server.assert_exit(0);
+        gone.kill();
+        ns.nft(&ns.b, "delete table inet dpxcut");
+    }
+}
+
+#[test]
 fn a_peer_that_vanishes_mid_transfer_is_noticed_by_its_sender() {
     let Some(ns) = Netns::pair() else { return };
     let mut server = ns
