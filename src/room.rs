@@ -12,15 +12,16 @@
 //! **What this module owns.** The hub is the thread that called [`run`]. It
 //! alone owns the peer table: there is no shared list of sockets, so relaying,
 //! joining, leaving and eviction are plain single-threaded code, and the
-//! `select!` in [`Hub::run`] reads like the SPEC — one arm each for newcomers
+//! `select!` in `Hub::run` reads like the SPEC — one arm each for newcomers
 //! ([`Acceptor`]), peer events, the server's input, Ctrl-C and a timer
 //! (the linger of leaving peers, the grace of peers behind).
 //!
 //! **Per peer**, two named threads share the socket as `Arc<TcpStream>` (no
 //! `try_clone`, which costs a descriptor each):
 //! - `room-recv` reads the socket, cuts whole lines (at most [`MAX_LINE`]
-//!   bytes), labels them `[ADDR] ` and sends each read's worth of whole lines
-//!   to the hub as one event. It also finds the peer's goodbye (an empty line;
+//!   bytes), labels them `[ADDR] `, neutralises them ([`crate::render`]: a
+//!   CRLF becomes `\n`, controls are shown) and sends each read's worth of
+//!   whole lines to the hub as one event. It also finds the peer's goodbye (an empty line;
 //!   EOF) and a line that is too long; after either it reads and discards
 //!   until EOF, so that closing never turns into a reset.
 //! - `room-send` is `for batch in queue { write_all }` (gathering what is
@@ -30,8 +31,8 @@
 //!
 //! **One wake-up per batch.** Waking a sleeping sender thread is most of the
 //! cost of a busy room, so the hub takes the events of lines already waiting
-//! along with the one that woke it (up to [`GATHER_EVENTS`] /
-//! [`GATHER_BYTES`]), and queues one batch per peer: all of them but the
+//! along with the one that woke it (up to `GATHER_EVENTS` /
+//! `GATHER_BYTES`), and queues one batch per peer: all of them but the
 //! peer's own, in order.
 //!
 //! **Bounded everywhere.** The events channel is bounded: a hub that cannot
@@ -40,16 +41,16 @@
 //! the senders. Each peer's queue is bounded in messages and in bytes, and the
 //! hub never waits on it. Being behind is not being too slow: in a burst, a
 //! peer that reads but is short of CPU falls behind for a moment. So a peer is
-//! evicted when its queue is over the soft bound ([`QUEUE_MESSAGES`],
-//! [`QUEUE_BYTES`]) *and* its sender thread has written nothing for
-//! [`STALL_GRACE`] (the sender stamps each write that makes progress), or at
-//! once when its queue reaches [`HARD_FACTOR`] times the soft bound. Eviction
+//! evicted when its queue is over the soft bound (`QUEUE_MESSAGES`,
+//! `QUEUE_BYTES`) *and* its sender thread has written nothing for
+//! `STALL_GRACE` (the sender stamps each write that makes progress), or at
+//! once when its queue reaches `HARD_FACTOR` times the soft bound. Eviction
 //! is `shutdown(Both)` first, which wakes the sender thread stuck in its
 //! write, so one peer that stops reading never stalls the others, and memory
 //! stays bounded by the hard bound. Both are checked when the hub offers the
 //! peer a message, and a peer found behind is checked again by the hub's
 //! timer when it would have been stalled for the grace period, so a peer
-//! that stops reading is gone about [`STALL_GRACE`] after its last write
+//! that stops reading is gone about `STALL_GRACE` after its last write
 //! even if the room falls silent. Messages are `Arc<[u8]>`, shared by every
 //! queue they are in.
 //!
@@ -67,6 +68,7 @@ use crate::error::{Error, Result, describe};
 use crate::input::{Chunk, Input};
 use crate::net::{Accepted, Acceptor};
 use crate::options::{ConversationOptions, RoomOptions};
+use crate::render;
 use crate::shutdown::Shutdown;
 use crate::status::Status;
 use crossbeam_channel::{
@@ -1069,6 +1071,10 @@ fn recv_pump(
     let mut buf = vec![0; READ_BUFFER];
     let mut cutter = LineCutter::default();
     let mut relaying = true;
+    // Peers and the server's output are terminals we cannot see: every
+    // labelled line is neutralised here, once, before it goes anywhere, so
+    // no peer can forge `[server]` or a notice (SPEC, "Terminal safety").
+    let lines = |out: Vec<u8>| PeerEvent::Lines(render::render_vec(out).into());
     loop {
         let n = match input.read(&mut buf) {
             Ok(0) => break,
@@ -1081,7 +1087,7 @@ fn recv_pump(
         }
         let mut out = Vec::new();
         let (_, cut) = cutter.feed(&buf[..n], label, &mut out);
-        if !out.is_empty() && events.send((id, PeerEvent::Lines(out.into()))).is_err() {
+        if !out.is_empty() && events.send((id, lines(out))).is_err() {
             return Ok(());
         }
         if let Some(cut) = cut {
@@ -1098,7 +1104,7 @@ fn recv_pump(
     }
     let mut out = Vec::new();
     if relaying && cutter.finish(label, &mut out) {
-        let _ = events.send((id, PeerEvent::Lines(out.into())));
+        let _ = events.send((id, lines(out)));
     }
     Ok(())
 }
