@@ -76,7 +76,7 @@ use crossbeam_channel::{
 };
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown as Direction, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -167,7 +167,7 @@ enum PeerEvent {
     Sent(io::Result<()>),
 }
 
-/// Runs a room on `listener` until the server's goodbye (an empty line or the
+/// Runs a room on `acceptor`'s newcomers until the server's goodbye (an empty line or the
 /// end of `input`), a shutdown, or the output's reader going away.
 ///
 /// Peers' lines go to `output`, labelled; `input`'s lines go to every peer,
@@ -178,7 +178,7 @@ enum PeerEvent {
 /// reaches nobody, and its goodbye ends the room at once. Joins, leaves and
 /// evictions are reported through `status`.
 pub fn run(
-    listener: TcpListener,
+    acceptor: Acceptor,
     room: &RoomOptions,
     options: &ConversationOptions,
     input: &mut Input,
@@ -186,7 +186,6 @@ pub fn run(
     shutdown: &Shutdown,
     status: &Status,
 ) -> Result<Ending> {
-    let acceptor = Acceptor::spawn(listener).map_err(Error::Accept)?;
     let (events_tx, events) = bounded(EVENTS);
     let (held, input_rx) = input.for_select();
     let hub = Hub {
@@ -495,7 +494,6 @@ impl Hub<'_> {
         if self.ending.is_some() {
             return;
         }
-        crate::net::tune(&stream);
         let max = self.room.max_peers;
         if self.active >= max {
             let refusing = self.peers.len() - self.active;
