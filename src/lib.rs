@@ -61,7 +61,10 @@ pub mod view;
 pub use conversation::Ending;
 pub use error::{Error, Result};
 pub use input::Input;
-pub use options::{Command, ConnectOptions, ConversationOptions, Mode, RoomOptions, ServeOptions};
+pub use options::{
+    Access, Command, ConnectOptions, ConversationOptions, Family, Mode, NetOptions, RoomOptions,
+    ServeOptions,
+};
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
 pub use status::Status;
 pub use transport::Connection;

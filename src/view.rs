@@ -30,8 +30,8 @@
 //!   thread (a thread blocked there has nothing to release).
 //! - **Incoming bytes** are written to [`ViewOutput`], which hands them to
 //!   `duplex-view-out`; that thread assembles lines, renders them (marker,
-//!   colour, timestamp, control bytes made visible) and queues them for the
-//!   printer. A partial line (no `\n` yet) is shown once the peer has been
+//!   colour, timestamp, control characters made visible by [`render`]) and
+//!   queues them for the printer. A partial line (no `\n` yet) is shown once the peer has been
 //!   quiet for [`PARTIAL_AFTER`], or when it grows past [`PARTIAL_MAX`], so
 //!   memory stays bounded and a prompt-like `Password: ` from a peer still
 //!   shows. Status lines are sent down the same channel, so they appear in
@@ -46,6 +46,7 @@
 
 use crate::input::{Chunk, Input};
 use crate::options::{Command, Mode};
+use crate::render;
 use crate::shutdown::ShutdownTrigger;
 use crate::status::Sink;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
@@ -458,7 +459,7 @@ fn show_loop(shown: &Receiver<Shown>, printer: &SyncSender<String>, style: &Styl
                 }
                 partial.extend_from_slice(rest);
                 while partial.len() >= PARTIAL_MAX {
-                    let tail = partial.split_off(PARTIAL_MAX);
+                    let tail = partial.split_off(char_boundary(&partial, PARTIAL_MAX));
                     print(style.incoming(&partial, continued, &mut palette));
                     partial = tail;
                     continued = true;
@@ -489,6 +490,17 @@ fn show_loop(shown: &Receiver<Shown>, printer: &SyncSender<String>, style: &Styl
             }
         }
     }
+}
+
+/// Where to cut a long partial line at or just before `at` (at most 3
+/// bytes before, so the cut always makes progress) without cutting a UTF-8
+/// character in two, whose halves would each be shown as U+FFFD.
+fn char_boundary(bytes: &[u8], at: usize) -> usize {
+    let continues = |i: usize| bytes.get(i).is_some_and(|b| b & 0xc0 == 0x80);
+    (at.saturating_sub(3).max(1)..=at)
+        .rev()
+        .find(|&i| !continues(i))
+        .unwrap_or(at)
 }
 
 /// Marker of a line from the peer.
@@ -523,7 +535,8 @@ impl Style {
     }
 
     fn paint(&self, sgr: &str, text: &str) -> String {
-        if self.colour {
+        // An empty text (no timestamp) gets no colour codes either.
+        if self.colour && !text.is_empty() {
             format!("\x1b[{sgr}m{text}{RESET}")
         } else {
             text.to_owned()
@@ -535,11 +548,8 @@ impl Style {
     /// and has no marker of its own: one prefix per notice.
     fn incoming(&self, bytes: &[u8], continued: bool, palette: &mut Palette) -> String {
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        let text = visible(bytes);
-        let stamp = match self.stamp() {
-            stamp if stamp.is_empty() => stamp,
-            stamp => self.paint(DIM, &stamp),
-        };
+        let text = render::render(bytes);
+        let stamp = self.paint(DIM, &self.stamp());
         if !continued && let Some(notice) = text.strip_prefix("* ") {
             palette.notice(notice);
             return format!("{stamp}{}", self.paint(DIM, &text));
@@ -555,7 +565,7 @@ impl Style {
     /// A status line, dimmed. A room's notice (the server's view) keeps its
     /// own `* ` as its one prefix.
     fn status(&self, line: &str, palette: &mut Palette) -> String {
-        let text = visible(line.as_bytes());
+        let text = render::render(line.as_bytes());
         if let Some(notice) = text.strip_prefix("* ") {
             palette.notice(notice);
             return self.paint(DIM, &format!("{}{text}", self.stamp()));
@@ -641,26 +651,6 @@ impl Palette {
     }
 }
 
-/// Text safe to print: invalid UTF-8 becomes U+FFFD, and control characters
-/// (which could move the cursor or change colours) are shown as `^X`.
-fn visible(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\t' => out.push_str("    "),
-            '\u{7f}' => out.push_str("^?"),
-            c if u32::from(c) < 0x20 => {
-                out.push('^');
-                out.push(char::from(b'@' + c as u8));
-            }
-            c if ('\u{80}'..='\u{9f}').contains(&c) => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The prompt: `> `, in the typed-line colour; after Ctrl-D it says that
 /// input has ended. As the transient prompt (the one a submitted line keeps
 /// on screen) it carries the timestamp of the moment Enter was pressed.
@@ -724,10 +714,28 @@ mod tests {
 
     #[test]
     fn control_and_invalid_bytes_are_made_visible() {
-        assert_eq!(visible(b"a\x1b[31mb"), "a^[[31mb");
-        assert_eq!(visible(b"\x00\x7f"), "^@^?");
-        assert_eq!(visible(b"\xff ok"), "\u{fffd} ok");
-        assert_eq!(visible("\u{9b}".as_bytes()), "\u{fffd}");
+        let style = plain();
+        let p = &mut Palette::default();
+        assert_eq!(style.incoming(b"a\x1b[31mb", false, p), "< a^[[31mb");
+        assert_eq!(style.incoming(b"\x00\x7f\r\rx", false, p), "< ^@^?^M^Mx");
+        assert_eq!(style.incoming(b"\xff ok", false, p), "< \u{fffd} ok");
+        assert_eq!(
+            style.incoming("\u{9b}\u{202e}".as_bytes(), false, p),
+            "< <U+009B><U+202E>"
+        );
+        assert_eq!(style.status("a\x1b[2Jb", p), "-- a^[[2Jb");
+    }
+
+    #[test]
+    fn a_long_partial_line_is_never_cut_inside_a_character() {
+        let mut line = vec![b'a'; PARTIAL_MAX - 1];
+        line.extend_from_slice("\u{e9}\u{1f600}".as_bytes());
+        assert_eq!(char_boundary(&line, PARTIAL_MAX), PARTIAL_MAX - 1);
+        assert_eq!(char_boundary(&line, PARTIAL_MAX + 1), PARTIAL_MAX + 1);
+        assert_eq!(char_boundary(&line, PARTIAL_MAX + 2), PARTIAL_MAX + 1);
+        assert_eq!(char_boundary(b"abc", 2), 2);
+        // Not UTF-8 at all: cut where asked.
+        assert_eq!(char_boundary(&[0x80; 16], 8), 8);
     }
 
     #[test]
@@ -749,6 +757,15 @@ mod tests {
     fn sgr(line: &str) -> &str {
         let rest = line.strip_prefix("\x1b[").expect("coloured");
         &rest[..rest.find('m').expect("an SGR")]
+    }
+
+    /// The SGR colour a rendered line starts with, and the rest.
+    fn colour_of(line: &str) -> (String, String) {
+        let rest = line
+            .strip_prefix("\x1b[")
+            .unwrap_or_else(|| panic!("{line:?} does not start with a colour"));
+        let (sgr, rest) = rest.split_once('m').expect("an SGR sequence");
+        (sgr.to_owned(), rest.to_owned())
     }
 
     #[test]
@@ -830,6 +847,28 @@ mod tests {
             assert_eq!(sgr(&line), DIM, "{line:?}");
             assert!(!line.contains("-- ") && !line.contains("< "), "{line:?}");
         }
+    }
+
+    #[test]
+    fn a_timestamp_is_dimmed_and_no_stamp_costs_nothing() {
+        let stamped = Style {
+            colour: true,
+            timestamps: true,
+        };
+        let line = stamped.incoming(b"hi", false, &mut Palette::default());
+        let (sgr, rest) = colour_of(&line);
+        assert_eq!(sgr, DIM);
+        assert_eq!(&rest[2..3], ":", "{line:?}");
+        let (sgr, rest) = colour_of(&rest[9 + RESET.len()..]);
+        assert_eq!((sgr.as_str(), rest.as_str()), (PALETTE[0], "< hi\x1b[0m"));
+        let unstamped = Style {
+            timestamps: false,
+            ..stamped
+        };
+        assert_eq!(
+            unstamped.incoming(b"hi", false, &mut Palette::default()),
+            "\x1b[36m< hi\x1b[0m"
+        );
     }
 
     #[test]

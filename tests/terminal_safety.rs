@@ -13,7 +13,6 @@
 mod support;
 
 use std::net::{Shutdown, TcpListener};
-use std::thread;
 use support::Proc;
 
 /// What the hostile peer sends: clear the screen, set the window
@@ -144,7 +143,6 @@ fn serve_recv_only_with_a_terminal_stdout_shows_a_hostile_line_as_text() {
     support::send_raw(&mut peer, HOSTILE);
     support::send_raw(&mut peer, "\u{9b}2J\tx \u{e9}".as_bytes());
     support::send_raw(&mut peer, &[0xc3]);
-    thread::yield_now();
     support::send_raw(&mut peer, &[0xa9, b'\n']);
     peer.shutdown(Shutdown::Write).expect("half-close");
     support::read_to_eof(&mut peer)
@@ -186,6 +184,9 @@ fn room_relays_to_nc(lines: &[&[u8]]) -> Option<(Vec<u8>, String, Vec<u8>)> {
     }
     support::send_raw(&mut hostile, b"last\n");
     nc.wait_for_stdout(format!("{label} last\n").as_bytes());
+    // The server's own lines reach terminals it cannot see too.
+    server.write(b"\x1b[31mfrom the operator\r\n");
+    nc.wait_for_stdout(b"[server] ");
     // The server's goodbye ends the room; nc gets EOF and exits.
     server.close_stdin();
     hostile.shutdown(Shutdown::Write).expect("half-close");
@@ -226,9 +227,14 @@ fn a_room_peer_cannot_forge_the_server_or_clear_an_nc_peers_screen() {
         support::show(&nc_out)
     );
     assert_inert(&nc_out);
+    assert!(
+        support::contains(&nc_out, b"\n[server] ^[[31mfrom the operator\n"),
+        "nc printed {}",
+        support::show(&nc_out)
+    );
     for line in String::from_utf8_lossy(&nc_out).lines() {
         assert!(
-            !line.starts_with("[server]") && !line.starts_with("* [server]"),
+            !line.starts_with("[server] fake") && !line.starts_with("* [server]"),
             "a forged line at the start of nc's line: {line:?}"
         );
     }

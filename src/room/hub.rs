@@ -617,11 +617,9 @@ impl<'a> Hub<'a> {
             let data = chunk.bytes();
             let mut pos = 0;
             while pos < data.len() {
-                let (used, cut) = self.server.feed(&data[pos..], |line| {
-                    out.extend_from_slice(SERVER_LABEL);
-                    out.extend_from_slice(line);
-                    out.push(b'\n');
-                });
+                let (used, cut) = self
+                    .server
+                    .feed(&data[pos..], |line| server_line(&mut out, line));
                 pos += used;
                 match cut {
                     None => break,
@@ -652,11 +650,7 @@ impl<'a> Hub<'a> {
     fn on_input_end(&mut self) {
         self.input_rx = None;
         let mut out = Vec::new();
-        self.server.finish(|line| {
-            out.extend_from_slice(SERVER_LABEL);
-            out.extend_from_slice(line);
-            out.push(b'\n');
-        });
+        self.server.finish(|line| server_line(&mut out, line));
         if !out.is_empty() {
             self.relay(None, &Arc::new(out));
         }
@@ -734,6 +728,15 @@ impl<'a> Hub<'a> {
         }
         self.evict_all(slow);
     }
+}
+
+/// One of the server's own lines, labelled and neutralised like a peer's
+/// (an operator may pipe a file with escapes; SPEC, "Terminal safety").
+fn server_line(out: &mut Vec<u8>, line: &[u8]) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    out.extend_from_slice(SERVER_LABEL);
+    out.extend_from_slice(crate::render::render(line).as_bytes());
+    out.push(b'\n');
 }
 
 /// A notice as a message: its text and `\n`.

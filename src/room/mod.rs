@@ -69,7 +69,7 @@ use crate::options::{ConversationOptions, RoomOptions};
 use crate::shutdown::Shutdown;
 use crate::status::Status;
 use std::io::{self, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
 
 /// The longest line a room relays, not counting its `\n`. A longer one is
@@ -129,7 +129,8 @@ enum PeerEvent {
     Sent(io::Result<()>),
 }
 
-/// Runs a room on `listener` until the server's goodbye (an empty line or the
+/// Runs a room on the newcomers `acceptor` hands over (already admitted
+/// and tuned) until the server's goodbye (an empty line or the
 /// end of `input`), a shutdown, or the output's reader going away.
 ///
 /// Peers' lines go to `output`, labelled; `input`'s lines go to every peer,
@@ -140,7 +141,7 @@ enum PeerEvent {
 /// reaches nobody, and its goodbye ends the room at once. Joins, leaves,
 /// names and evictions are reported through `status`.
 pub fn run(
-    listener: TcpListener,
+    acceptor: Acceptor,
     room: &RoomOptions,
     options: &ConversationOptions,
     input: &mut Input,
@@ -148,6 +149,5 @@ pub fn run(
     shutdown: &Shutdown,
     status: &Status,
 ) -> Result<Ending> {
-    let acceptor = Acceptor::spawn(listener).map_err(Error::Accept)?;
     hub::Hub::new(room, options, input, output, status, acceptor).run(shutdown)
 }

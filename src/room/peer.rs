@@ -514,7 +514,6 @@ fn receive(
     transmitter: &Sender<Box<dyn Transmit>>,
     labeller: Labeller,
 ) -> PeerEvent {
-    crate::net::tune(&stream);
     let Connection {
         socket,
         mut receiver,
