@@ -10,23 +10,23 @@
 //! ```
 //!
 //! Where things are:
-//! - [`hub`]: the thread that called [`run`]. It alone owns the peer table:
+//! - `hub.rs`: the thread that called [`run`]. It alone owns the peer table:
 //!   there is no shared list of sockets, so relaying, joining, leaving,
 //!   names and eviction are plain single-threaded code, and its `select!`
 //!   reads like the SPEC — one arm each for newcomers, peers' lines, peers'
 //!   senders ending, the server's input, Ctrl-C and a timer.
-//! - [`peer`]: one peer's state (one enum), its bounded queue, and its two
+//! - `peer.rs`: one peer's state (one enum), its bounded queue, and its two
 //!   threads, `room-recv` and `room-send`, which do all of the peer's I/O
 //!   through the [`Connection`](crate::transport::Connection) that
 //!   `room-recv` makes (a handshake runs there, never on the hub).
-//! - [`notices`]: the text of every notice, and the rule for names.
+//! - `notices.rs`: the text of every notice, and the rule for names.
 //! - The line rules are [`crate::lines`]'s: one goodbye scanner for chat
 //!   mode and the room alike, property-tested there for every cut.
 //!
 //! **One wake-up per batch.** Waking a sleeping sender thread is most of the
 //! cost of a busy room, so the hub takes the events of lines already waiting
-//! along with the one that woke it (up to [`GATHER_EVENTS`] /
-//! [`GATHER_BYTES`]), and queues one batch per peer: all of them but the
+//! along with the one that woke it (up to `GATHER_EVENTS` /
+//! `GATHER_BYTES`), and queues one batch per peer: all of them but the
 //! peer's own, in order. A line is copied once, by its receiver, into the
 //! buffer that every queue then shares.
 //!
@@ -36,10 +36,10 @@
 //! TCP flow control slows the senders. Each peer's queue has a soft bound;
 //! being behind is not being too slow: a peer is evicted when its queue is
 //! over the soft bound *and* its sender thread has written nothing for
-//! [`peer::STALL_GRACE`], checked when the hub offers it a message and again
+//! `STALL_GRACE` (1 s), checked when the hub offers it a message and again
 //! by the hub's timer, so a peer that stops reading is gone about a second
 //! after its last write even if the room falls silent. A queue at the hard
-//! bound ([`peer::HARD_FACTOR`] times the soft one) is a reader that keeps
+//! bound (`HARD_FACTOR`, 4, times the soft one) is a reader that keeps
 //! reading but cannot keep up with a flood (a label makes a 2-byte line ten
 //! times longer): the hub then stops taking anyone's lines until it drains,
 //! so the flooder's receiver stops reading and TCP slows the flooder, and
