@@ -21,6 +21,7 @@
 //! pump still blocked on it. Both pumps are scoped threads, joined before
 //! [`run`] returns.
 
+pub use crate::ending::Ending;
 use crate::error::{Error, Result};
 use crate::input::{Input, Next};
 use crate::lines::ShowFilter;
@@ -28,7 +29,6 @@ use crate::options::{ConversationOptions, Mode};
 use crate::shutdown::Shutdown;
 use crate::transport::{Connection, Receive, Transmit};
 use crossbeam_channel::{Receiver, Sender, at, bounded, never, select};
-use std::fmt;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,43 +37,6 @@ use std::time::{Duration, Instant};
 
 /// Size of the receiver's read buffer.
 const RECV_BUFFER: usize = 1024 * 1024;
-
-/// How a conversation ended normally. Failures are [`Error`]s instead.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Ending {
-    /// We sent an empty line.
-    Goodbye,
-    /// Our input ended.
-    EndOfInput,
-    /// The peer sent an empty line.
-    PeerGoodbye,
-    /// The peer closed its side (EOF).
-    PeerClosed,
-    /// After our goodbye the peer stayed silent for `--linger` without closing.
-    LingerExpired,
-    /// No traffic either way for `--idle-timeout`.
-    IdleTimeout,
-    /// Ctrl-C or SIGTERM.
-    Interrupted,
-    /// Whoever read our output stopped reading.
-    OutputClosed,
-}
-
-impl fmt::Display for Ending {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Ending::Goodbye => "goodbye",
-            Ending::EndOfInput => "end of input",
-            Ending::PeerGoodbye => "peer said goodbye",
-            Ending::PeerClosed => "peer closed",
-            Ending::LingerExpired => "linger expired",
-            Ending::IdleTimeout => "idle timeout",
-            Ending::Interrupted => "interrupted",
-            Ending::OutputClosed => "output closed",
-        })
-    }
-}
 
 /// Holds one conversation with the peer on `connection` until it ends.
 ///

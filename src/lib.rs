@@ -45,6 +45,7 @@
 pub mod cli;
 pub mod connect;
 pub mod conversation;
+pub mod ending;
 pub mod error;
 pub mod input;
 pub mod lines;
@@ -57,7 +58,7 @@ pub mod status;
 pub mod transport;
 pub mod view;
 
-pub use conversation::Ending;
+pub use ending::Ending;
 pub use error::{Error, Result};
 pub use input::Input;
 pub use options::{Command, ConnectOptions, ConversationOptions, Mode, RoomOptions, ServeOptions};

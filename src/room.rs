@@ -62,7 +62,7 @@
 //! the table (and its socket closed) once both threads are joined; [`run`]
 //! returns once the room is closed and the table is empty.
 
-use crate::conversation::Ending;
+use crate::ending::Ending;
 use crate::error::{Error, Result, describe};
 use crate::input::{Chunk, Input};
 use crate::net::{Accepted, Acceptor};
