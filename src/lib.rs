@@ -51,6 +51,7 @@ pub mod input;
 pub mod lines;
 pub mod net;
 pub mod options;
+pub mod output;
 pub mod room;
 pub mod serve;
 pub mod shutdown;
@@ -62,12 +63,13 @@ pub use ending::Ending;
 pub use error::{Error, Result};
 pub use input::Input;
 pub use options::{Command, ConnectOptions, ConversationOptions, Mode, RoomOptions, ServeOptions};
+pub use output::{Output, OutputThread, Release};
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
 pub use status::Status;
 pub use transport::Connection;
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::os::fd::AsFd;
 
 /// Runs a command with the process's stdin and stdout, as the binary does.
@@ -77,8 +79,12 @@ pub fn run(command: &Command, shutdown: &Shutdown, status: &Status) -> Result<En
     } else {
         stdin_input()?
     };
-    let mut output = stdout_output()?;
-    run_on(command, &mut input, &mut output, shutdown, status)
+    let mut output = stdout_output(shutdown, command.conversation().linger)?;
+    let ending = run_on(command, &mut input, &mut output, shutdown, status);
+    // What is still queued for stdout is written, for as long as stdout
+    // takes it (bounded: see OutputThread::finish).
+    output.finish();
+    ending
 }
 
 /// Like [`run`], but with the interactive terminal view ([`view`]) when
@@ -122,7 +128,7 @@ pub fn run_interactive(
 fn run_on(
     command: &Command,
     input: &mut Input,
-    output: &mut (dyn Write + Send),
+    output: &mut dyn Output,
     shutdown: &Shutdown,
     status: &Status,
 ) -> Result<Ending> {
@@ -155,9 +161,11 @@ fn stdin_input() -> Result<Input> {
     })
 }
 
-/// Stdout as an unbuffered file: every chunk from the peer is written at
-/// once, with one `write(2)`, and nothing is held back.
-fn stdout_output() -> Result<impl Write + Send> {
+/// Stdout behind the output thread ([`output`]): a reader of stdout that
+/// stalls can then never keep a conversation, Ctrl-C or the idle timeout
+/// from ending. The thread writes our own duplicate of fd 1, unbuffered:
+/// every chunk from the peer goes out at once, and nothing is held back.
+fn stdout_output(shutdown: &Shutdown, linger: std::time::Duration) -> Result<OutputThread> {
     let fd = io::stdout()
         .as_fd()
         .try_clone_to_owned()
@@ -165,5 +173,8 @@ fn stdout_output() -> Result<impl Write + Send> {
             op: "could not open standard output",
             source,
         })?;
-    Ok(File::from(fd))
+    OutputThread::spawn(File::from(fd), shutdown.clone(), linger).map_err(|source| Error::Local {
+        op: "could not start the output thread",
+        source,
+    })
 }

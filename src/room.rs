@@ -67,6 +67,7 @@ use crate::error::{Error, Result, describe};
 use crate::input::{Chunk, Input};
 use crate::net::{Accepted, Acceptor};
 use crate::options::{ConversationOptions, RoomOptions};
+use crate::output::Output;
 use crate::shutdown::Shutdown;
 use crate::status::Status;
 use crossbeam_channel::{
@@ -180,7 +181,7 @@ pub fn run(
     room: &RoomOptions,
     options: &ConversationOptions,
     input: &mut Input,
-    output: &mut (dyn Write + Send),
+    output: &mut dyn Output,
     shutdown: &Shutdown,
     status: &Status,
 ) -> Result<Ending> {
@@ -383,7 +384,7 @@ struct Hub<'a> {
     /// Input given back by an earlier user of `input`, taken first.
     held: Option<Chunk>,
     server: LineCutter,
-    output: &'a mut (dyn Write + Send),
+    output: &'a mut dyn Output,
     output_dirty: bool,
     output_open: bool,
     status: &'a Status,

@@ -83,17 +83,17 @@ fn sigterm_with_stdout_blocked(mode: &[&str]) {
     // Held open and never read.
     let _stalled = server.take_stdout();
     let peer = connect_raw(addr);
-    let (count, flood) = flood_counted(peer);
-    // Far more than the pipe, the read buffer and the socket buffers hold:
-    // the server is stuck writing its stdout.
-    wait_count(&count, 3 << 20);
+    let flood = flood_counted(peer);
+    // More than the pipe and the read buffer hold: the server is stuck
+    // writing its stdout.
+    wait_count(&flood.count, 3 << 20);
     server.signal("TERM");
     let signalled = Instant::now();
     server.wait_exit(Duration::from_secs(4));
     let took = signalled.elapsed();
     server.assert_exit(130);
     assert!(took < Duration::from_secs(4), "exit took {took:?}");
-    flood.join().expect("flood");
+    flood.stop();
 }
 
 #[test]

@@ -961,26 +961,50 @@ pub fn read_paced(mut from: impl Read, piece: usize, pause: Duration) -> (Vec<u8
     (got, false)
 }
 
-/// Floods `peer` on a thread until a write fails or the deadline passes;
-/// the counter says how many bytes the socket took so far.
-pub fn flood_counted(
-    mut peer: TcpStream,
-) -> (Arc<std::sync::atomic::AtomicUsize>, thread::JoinHandle<()>) {
+/// A flood of lines into a peer socket, on its own thread, counting what
+/// the socket took.
+pub struct Flood {
+    pub count: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: thread::JoinHandle<()>,
+}
+
+impl Flood {
+    /// Stops the flood (after the write under way) and joins its thread.
+    pub fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.handle.join();
+    }
+}
+
+/// Floods `peer` until a write fails, [`Flood::stop`], or the deadline.
+pub fn flood_counted(peer: TcpStream) -> Flood {
+    // A write blocked on a peer that stopped reading returns within a
+    // second, so a stop is seen.
+    peer.set_write_timeout(Some(Duration::from_secs(1)))
+        .expect("set_write_timeout");
     let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = Arc::clone(&count);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (counter, stopped) = (Arc::clone(&count), Arc::clone(&stop));
     let handle = thread::spawn(move || {
+        let mut peer = peer;
         let deadline = Instant::now() + DEADLINE;
         let chunk = b"more and more lines\n".repeat(100);
-        while Instant::now() < deadline {
+        while Instant::now() < deadline && !stopped.load(std::sync::atomic::Ordering::Relaxed) {
             match peer.write(&chunk) {
                 Ok(n) => {
                     counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                 }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => return,
             }
         }
     });
-    (count, handle)
+    Flood {
+        count,
+        stop,
+        handle,
+    }
 }
 
 /// Waits (polling, under the deadline) until `count` reaches `at_least`.
