@@ -540,6 +540,23 @@ enum Due {
     Idle,
 }
 
+/// Makes the peer's progress visible to the sender once the peer is done
+/// and only what we hold is still to go. A blocked `write` is woken only
+/// when a third of the send buffer (megabytes, after autotuning) has
+/// drained, so a slow but steady reader could look stopped for seconds;
+/// with `TCP_NOTSENT_LOWAT` at [`SEND_PIECE`] the writer is woken as soon
+/// as the bytes not yet sent fall below it, that is, every time the peer
+/// takes some. Where the option is missing the stall rule sees coarser
+/// progress.
+fn watch_progress(socket: &std::net::TcpStream) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(error) = socket2::SockRef::from(socket).set_tcp_notsent_lowat(SEND_PIECE as u32) {
+        tracing::debug!(%error, "could not set TCP_NOTSENT_LOWAT");
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = socket;
+}
+
 /// The conversation's state, owned by the thread that called [`run`].
 struct Coordinator<'a> {
     options: &'a ConversationOptions,
@@ -750,6 +767,9 @@ impl Coordinator<'_> {
     fn peer_done(&mut self) {
         self.stop_sending();
         let now = Instant::now();
+        if self.peer_done_at.is_none() && self.sending {
+            watch_progress(self.socket);
+        }
         self.peer_done_at.get_or_insert(now);
         if !self.sending {
             self.close_by(Closing::Until(after(now, self.options.linger)));
