@@ -226,7 +226,7 @@ impl OutputThread {
 
     /// Ends the output. A chunk still being written is waited for as long
     /// as the output keeps taking bytes; an output that takes nothing for
-    /// `--linger` (at least [`MIN_PATIENCE`]) is left behind with what it
+    /// `--linger` (at least 0.1 s) is left behind with what it
     /// holds, and after a shutdown, so is one still busy `--linger` on.
     pub fn finish(mut self) {
         drop(self.chunks.take());
