@@ -104,7 +104,9 @@ pub(crate) fn hold(
         mut receiver,
         mut transmitter,
     } = connection;
-    crate::net::tune(&socket);
+    // Sockets from `serve` and `connect` are tuned already (keepalive
+    // included); this keeps Nagle off for streams a library user hands us.
+    crate::net::tune(&socket, None);
     let span = tracing::info_span!("conversation", %peer);
     let _entered = span.enter();
     let clock = Clock::new();
@@ -708,10 +710,8 @@ impl Coordinator<'_> {
                 if self.stalled {
                     self.fail(
                         "while sending",
-                        io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            format!("peer stopped reading; {unsent} bytes not sent"),
-                        ),
+                        // Not TimedOut: that kind reads "peer vanished".
+                        io::Error::other(format!("peer stopped reading; {unsent} bytes not sent")),
                     );
                 } else if chat && self.peer_is_done() {
                     // The peer said goodbye and left before taking the rest.

@@ -52,6 +52,7 @@ pub mod lines;
 pub mod net;
 pub mod options;
 pub mod output;
+pub mod render;
 pub mod room;
 pub mod serve;
 pub mod shutdown;
@@ -62,7 +63,10 @@ pub mod view;
 pub use ending::Ending;
 pub use error::{Error, Result};
 pub use input::Input;
-pub use options::{Command, ConnectOptions, ConversationOptions, Mode, RoomOptions, ServeOptions};
+pub use options::{
+    Access, Command, ConnectOptions, ConversationOptions, Family, Mode, NetOptions, RoomOptions,
+    ServeOptions,
+};
 pub use output::{Output, OutputThread, Release};
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
 pub use status::Status;
@@ -73,6 +77,8 @@ use std::io::{self, IsTerminal};
 use std::os::fd::AsFd;
 
 /// Runs a command with the process's stdin and stdout, as the binary does.
+/// When stdout is a terminal, what the peer sends is shown through the
+/// [`render`] rule; otherwise stdout gets exactly the peer's bytes.
 pub fn run(command: &Command, shutdown: &Shutdown, status: &Status) -> Result<Ending> {
     let mut input = if command.conversation().recv_only {
         Input::silent()
@@ -173,7 +179,15 @@ fn stdout_output(shutdown: &Shutdown, linger: std::time::Duration) -> Result<Out
             op: "could not open standard output",
             source,
         })?;
-    OutputThread::spawn(File::from(fd), shutdown.clone(), linger).map_err(|source| Error::Local {
+    let file = File::from(fd);
+    // A terminal is shown the peer's bytes as text (SPEC, "Terminal
+    // safety"); anything else gets them exactly.
+    let writer: Box<dyn io::Write + Send> = if io::stdout().is_terminal() {
+        Box::new(render::RenderingWriter::new(file))
+    } else {
+        Box::new(file)
+    };
+    OutputThread::spawn(writer, shutdown.clone(), linger).map_err(|source| Error::Local {
         op: "could not start the output thread",
         source,
     })
