@@ -209,14 +209,27 @@ pub enum ColorArg {
     Never,
 }
 
-/// Parses SECS: a non-negative number of seconds, fractions allowed.
+/// The largest SECS: one year (of 366 days). Every SECS becomes a deadline
+/// (`Instant::now() + secs`), and a sum past what `Instant` holds panics; a
+/// year is far from that on every platform and longer than anyone waits.
+pub const MAX_SECS: u64 = 366 * 24 * 60 * 60;
+
+/// Parses SECS: a non-negative number of seconds, fractions allowed, at most
+/// [`MAX_SECS`].
 pub fn parse_secs(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .trim()
         .parse()
-        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+        .ok()
+        .filter(|secs: &f64| !secs.is_nan())
+        .ok_or_else(|| format!("'{text}' is not a number of seconds"))?;
     if secs.is_sign_negative() {
         return Err(format!("'{text}' is negative; seconds must be 0 or more"));
+    }
+    if secs > MAX_SECS as f64 {
+        return Err(format!(
+            "'{text}' is too long; seconds must be at most {MAX_SECS} (one year)"
+        ));
     }
     Duration::try_from_secs_f64(secs)
         .map_err(|_| format!("'{text}' is not a usable number of seconds"))
@@ -340,6 +353,13 @@ mod tests {
         assert!(parse_secs("abc").is_err());
         assert!(parse_secs("inf").is_err());
         assert!(parse_secs("NaN").is_err());
+        assert!(parse_secs("1e19").is_err());
+        assert!(parse_secs("31622401").is_err());
+        assert_eq!(
+            parse_secs("31622400"),
+            Ok(Duration::from_secs(MAX_SECS)),
+            "one year is still allowed"
+        );
     }
 
     #[test]

@@ -5,16 +5,16 @@ use crate::error::{Error, Result};
 use crate::input::Input;
 use crate::net;
 use crate::options::ConnectOptions;
+use crate::output::Output;
 use crate::shutdown::Shutdown;
 use crate::status::Status;
 use crate::transport::{self, Side};
-use std::io::Write;
 
 /// Connects and runs the conversation to its end.
 pub fn connect(
     options: &ConnectOptions,
     input: &mut Input,
-    output: &mut (dyn Write + Send),
+    output: &mut dyn Output,
     shutdown: &Shutdown,
     status: &Status,
 ) -> Result<Ending> {
@@ -36,7 +36,7 @@ pub fn connect(
         input.push_front(format!("/name {name}\n").into_bytes());
     }
     let connection = transport::establish(stream, Side::Client, &options.conversation.security)?;
-    let ending = conversation::run(
+    let outcome = conversation::hold(
         connection,
         peer,
         input,
@@ -44,14 +44,8 @@ pub fn connect(
         &options.conversation,
         shutdown,
     )?;
-    status.ended(peer, ending);
-    if input.stopped_at_goodbye() {
-        let unsent = input.discard_pending();
-        if unsent > 0 {
-            status.line(format_args!(
-                "stopped at an empty line; {unsent} bytes of input not sent \u{2014} use --raw to send blank lines"
-            ));
-        }
-    }
-    Ok(ending)
+    conversation::report_ended(status, peer, outcome);
+    // There is no next conversation: what was read but not sent is said.
+    conversation::report_unsent(input, status);
+    Ok(outcome.ending)
 }

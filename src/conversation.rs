@@ -18,61 +18,58 @@
 //! the coordinator what happened; the coordinator `select!`s over those
 //! events, Ctrl-C and the timers, stops the sender when the peer has said
 //! goodbye, and, when a wait runs out, shuts the socket down, which wakes any
-//! pump still blocked on it. Both pumps are scoped threads, joined before
-//! [`run`] returns.
+//! pump still blocked on it, and drops the output's [`Release`], which wakes
+//! a receiver waiting for the output to take bytes. Both pumps are scoped
+//! threads, joined before [`run`] returns.
+//!
+//! The waits, all from SPEC "Chat mode":
+//! - after our goodbye (and half-close), the peer may stay silent for
+//!   `--linger`; time the receiver spends waiting for the output is not the
+//!   peer's silence;
+//! - after the peer's goodbye, we still send all that had been handed to
+//!   this conversation, however slowly the peer reads; a peer that takes
+//!   nothing at all for `--linger` ends it as an error; once we have
+//!   half-closed, `--linger` bounds the discarding until the peer's EOF;
+//! - Ctrl-C bounds everything by `--linger`; a closed output by at most
+//!   [`OUTPUT_CLOSED_WAIT`]; an idle timeout closes at once.
 
+pub use crate::ending::Ending;
 use crate::error::{Error, Result};
 use crate::input::{Input, Next};
 use crate::lines::ShowFilter;
 use crate::options::{ConversationOptions, Mode};
+use crate::output::{Output, Release};
 use crate::shutdown::Shutdown;
+use crate::status::Status;
 use crate::transport::{Connection, Receive, Transmit};
 use crossbeam_channel::{Receiver, Sender, at, bounded, never, select};
-use std::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 /// Size of the receiver's read buffer.
 const RECV_BUFFER: usize = 1024 * 1024;
 
-/// How a conversation ended normally. Failures are [`Error`]s instead.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Ending {
-    /// We sent an empty line.
-    Goodbye,
-    /// Our input ended.
-    EndOfInput,
-    /// The peer sent an empty line.
-    PeerGoodbye,
-    /// The peer closed its side (EOF).
-    PeerClosed,
-    /// After our goodbye the peer stayed silent for `--linger` without closing.
-    LingerExpired,
-    /// No traffic either way for `--idle-timeout`.
-    IdleTimeout,
-    /// Ctrl-C or SIGTERM.
-    Interrupted,
-    /// Whoever read our output stopped reading.
-    OutputClosed,
-}
+/// In chat mode the sender writes at most this much per call, so that a
+/// slow peer's progress is seen between calls (the rule "a peer that takes
+/// nothing for `--linger`" needs it); raw mode writes whole chunks.
+const SEND_PIECE: usize = 64 * 1024;
 
-impl fmt::Display for Ending {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Ending::Goodbye => "goodbye",
-            Ending::EndOfInput => "end of input",
-            Ending::PeerGoodbye => "peer said goodbye",
-            Ending::PeerClosed => "peer closed",
-            Ending::LingerExpired => "linger expired",
-            Ending::IdleTimeout => "idle timeout",
-            Ending::Interrupted => "interrupted",
-            Ending::OutputClosed => "output closed",
-        })
-    }
+/// Once the output's reader has gone, how long we still wait for the peer's
+/// EOF (at most `--linger`): long enough for a peer that is finishing to
+/// close cleanly, short enough that `duplex … | head -1` exits within a
+/// second while the peer keeps sending (SPEC, "Serve" and "Endings").
+pub const OUTPUT_CLOSED_WAIT: Duration = Duration::from_millis(500);
+
+/// How a conversation ended, with what the status lines report besides the
+/// reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Outcome {
+    pub(crate) ending: Ending,
+    /// Bytes the peer sent after its goodbye line: discarded, not shown.
+    pub(crate) unshown: u64,
 }
 
 /// Holds one conversation with the peer on `connection` until it ends.
@@ -86,15 +83,27 @@ pub fn run(
     connection: impl Into<Connection>,
     peer: SocketAddr,
     input: &mut Input,
-    output: &mut (dyn Write + Send),
+    output: &mut dyn Output,
     options: &ConversationOptions,
     shutdown: &Shutdown,
 ) -> Result<Ending> {
+    hold(connection.into(), peer, input, output, options, shutdown).map(|o| o.ending)
+}
+
+/// [`run`], with the [`Outcome`] for the status lines.
+pub(crate) fn hold(
+    connection: Connection,
+    peer: SocketAddr,
+    input: &mut Input,
+    output: &mut dyn Output,
+    options: &ConversationOptions,
+    shutdown: &Shutdown,
+) -> Result<Outcome> {
     let Connection {
         socket,
         mut receiver,
         mut transmitter,
-    } = connection.into();
+    } = connection;
     // Sockets from `serve` and `connect` are tuned already (keepalive
     // included); this keeps Nagle off for streams a library user hands us.
     crate::net::tune(&socket, None);
@@ -106,11 +115,14 @@ pub fn run(
         op: "could not start a conversation thread",
         source,
     };
+    input.begin();
 
     thread::scope(|scope| {
         // Whatever way this closure is left, shutting the socket down first
-        // wakes a pump blocked on it, so the scope's joins cannot hang.
+        // wakes a pump blocked on it, and dropping the release wakes the
+        // receiver if it waits for the output: the scope's joins cannot hang.
         let _wake = ShutdownOnDrop(&socket);
+        let _release: Option<Release> = output.release();
         // Dropping `stop_tx` stops the sender; it lives in this closure, so
         // every way out of it (an error included) also releases the sender.
         let (stop_tx, stop) = bounded::<()>(0);
@@ -142,16 +154,56 @@ pub fn run(
             options,
             peer,
             clock,
+            socket: &socket,
             stop: Some(stop_tx),
             sending: true,
             receiving: true,
             heard_goodbye: false,
+            peer_done_at: None,
+            stalled: false,
             reason: None,
             closing: None,
+            hard_stop: None,
             failure: None,
         };
-        coordinator.run(&events, shutdown)
+        let ending = coordinator.run(&events, shutdown)?;
+        Ok(Outcome {
+            ending,
+            unshown: clock.unshown.load(Ordering::Relaxed),
+        })
     })
+}
+
+/// The status lines at a conversation's end: why it ended, and how many
+/// bytes the peer sent after its goodbye line, which were not shown.
+pub(crate) fn report_ended(status: &Status, peer: SocketAddr, outcome: Outcome) {
+    status.ended(peer, outcome.ending);
+    if outcome.unshown > 0 {
+        status.line(format_args!(
+            "{} bytes the peer sent after its goodbye (an empty line) were not shown \u{2014} use --raw to carry blank lines",
+            outcome.unshown
+        ));
+    }
+}
+
+/// When no conversation will take the rest of the input (SPEC, "Chat
+/// mode"): says on stderr how many bytes were read but not sent, and takes
+/// them out of the input.
+pub(crate) fn report_unsent(input: &mut Input, status: &Status) {
+    let at_goodbye = input.stopped_at_goodbye();
+    let unsent = input.discard_pending();
+    if unsent == 0 {
+        return;
+    }
+    if at_goodbye {
+        status.line(format_args!(
+            "stopped at an empty line; {unsent} bytes of input not sent \u{2014} use --raw to send blank lines"
+        ));
+    } else {
+        status.line(format_args!(
+            "the peer said goodbye first; {unsent} bytes of input not sent"
+        ));
+    }
 }
 
 /// Shuts the socket down both ways when dropped.
@@ -164,19 +216,40 @@ impl Drop for ShutdownOnDrop<'_> {
     }
 }
 
-/// When traffic last passed, readable from every thread of a conversation.
+/// `now + wait`, for waits up to any `Duration` a library caller may give
+/// (the command line caps SECS at a year; `Instant + Duration` panics on
+/// overflow).
+fn after(now: Instant, wait: Duration) -> Instant {
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(Duration::from_secs(366 * 24 * 60 * 60)))
+        .unwrap_or(now)
+}
+
+/// When traffic last passed, and what the receiver is doing, readable from
+/// every thread of a conversation.
 struct Clock {
     start: Instant,
-    last_recv: AtomicU64,
+    /// The receiver was last ready to read: the peer's last bytes, or the
+    /// end of a wait for the output, whichever is later.
+    last_ready: AtomicU64,
+    /// The sender last got bytes into the socket.
+    last_sent: AtomicU64,
     last_any: AtomicU64,
+    /// The receiver is waiting for the output to take bytes.
+    showing: AtomicBool,
+    /// Bytes the peer sent after its goodbye line.
+    unshown: AtomicU64,
 }
 
 impl Clock {
     fn new() -> Self {
         Clock {
             start: Instant::now(),
-            last_recv: AtomicU64::new(0),
+            last_ready: AtomicU64::new(0),
+            last_sent: AtomicU64::new(0),
             last_any: AtomicU64::new(0),
+            showing: AtomicBool::new(false),
+            unshown: AtomicU64::new(0),
         }
     }
 
@@ -185,13 +258,24 @@ impl Clock {
     }
 
     fn sent(&self) {
-        self.last_any.store(self.now(), Ordering::Relaxed);
+        let now = self.now();
+        self.last_sent.store(now, Ordering::Relaxed);
+        self.last_any.store(now, Ordering::Relaxed);
     }
 
     fn received(&self) {
         let now = self.now();
-        self.last_recv.store(now, Ordering::Relaxed);
+        self.last_ready.store(now, Ordering::Relaxed);
         self.last_any.store(now, Ordering::Relaxed);
+    }
+
+    fn showing(&self) {
+        self.showing.store(true, Ordering::Relaxed);
+    }
+
+    fn shown(&self) {
+        self.last_ready.store(self.now(), Ordering::Relaxed);
+        self.showing.store(false, Ordering::Relaxed);
     }
 
     fn instant(&self, nanos: &AtomicU64) -> Instant {
@@ -210,6 +294,21 @@ enum SendEnd {
     Stopped,
 }
 
+/// Why the sending side failed, and how much it had not sent.
+#[derive(Debug)]
+struct SendFailure {
+    error: io::Error,
+    /// Bytes handed to this conversation and not sent (given back to the
+    /// input, for the next conversation).
+    unsent: usize,
+}
+
+impl From<io::Error> for SendFailure {
+    fn from(error: io::Error) -> Self {
+        SendFailure { error, unsent: 0 }
+    }
+}
+
 /// Why the receiving side failed.
 #[derive(Debug)]
 enum RecvFailure {
@@ -220,15 +319,44 @@ enum RecvFailure {
 /// What the pumps tell the coordinator.
 #[derive(Debug)]
 enum Event {
-    /// Our goodbye (empty line or end of input) is sent; half-closing next.
+    /// Our goodbye (empty line or end of input) is decided; the empty line,
+    /// if that is the goodbye, is about to be written.
     SaidGoodbye(Ending),
-    Sent(io::Result<SendEnd>),
+    Sent(std::result::Result<SendEnd, SendFailure>),
     /// The peer's goodbye line arrived (the receiver now discards).
     PeerGoodbye,
     /// Whoever read our output stopped reading (the receiver now discards).
     OutputClosed,
     /// The receiver is done: the peer's EOF, or a failure.
     Received(std::result::Result<(), RecvFailure>),
+}
+
+/// Writes all of `bytes`, in [`SEND_PIECE`]s in chat mode, telling the clock
+/// after each. On failure, says how much had gone.
+fn transmit(
+    stream: &mut dyn Transmit,
+    bytes: &[u8],
+    mode: Mode,
+    clock: &Clock,
+) -> std::result::Result<(), (io::Error, usize)> {
+    let piece = match mode {
+        Mode::Chat => SEND_PIECE,
+        Mode::Raw => bytes.len(),
+    };
+    let mut done = 0;
+    while done < bytes.len() {
+        let end = bytes.len().min(done + piece);
+        match stream.write(&bytes[done..end]) {
+            Ok(0) => return Err((io::ErrorKind::WriteZero.into(), done)),
+            Ok(n) => {
+                done += n;
+                clock.sent();
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err((error, done)),
+        }
+    }
+    Ok(())
 }
 
 /// The `peer-send` thread: input → socket, then half-close (the
@@ -240,7 +368,7 @@ fn send_pump(
     mode: Mode,
     clock: &Clock,
     events: &Sender<Event>,
-) -> io::Result<SendEnd> {
+) -> std::result::Result<SendEnd, SendFailure> {
     // After a stop, what had already been read then is still sent: input
     // piped before the peer connected reaches it even if the peer says
     // goodbye at once.
@@ -262,11 +390,21 @@ fn send_pump(
                 if let Some(end) = goodbye {
                     // What follows the goodbye is not for this peer.
                     input.put_back_tail(&mut chunk, end);
+                    // Say why before the empty line goes out: a peer that
+                    // closes the moment it reads it must not make its EOF
+                    // the reason the conversation ended.
+                    let _ = events.send(Event::SaidGoodbye(Ending::Goodbye));
                 }
-                let written = stream.write_all(chunk.bytes());
+                if let Err((error, done)) = transmit(stream, chunk.bytes(), mode, clock) {
+                    // What did not go stays in the input, and is counted.
+                    let mut unsent = chunk.bytes().len() - done;
+                    input.put_back_tail(&mut chunk, done);
+                    if let Some(budget) = stopped_with {
+                        unsent += input.keep_ready(budget);
+                    }
+                    return Err(SendFailure { error, unsent });
+                }
                 input.recycle(chunk);
-                written?;
-                clock.sent();
                 if goodbye.is_some() {
                     input.mark_goodbye();
                     break SendEnd::Goodbye;
@@ -278,13 +416,8 @@ fn send_pump(
     };
     // Say why before half-closing: the peer may answer our FIN by closing,
     // and its EOF must not be taken for the reason the conversation ended.
-    let said = match end {
-        SendEnd::Goodbye => Some(Ending::Goodbye),
-        SendEnd::EndOfInput => Some(Ending::EndOfInput),
-        SendEnd::Stopped => None,
-    };
-    if let Some(ending) = said {
-        let _ = events.send(Event::SaidGoodbye(ending));
+    if let SendEnd::EndOfInput = end {
+        let _ = events.send(Event::SaidGoodbye(Ending::EndOfInput));
     }
     stream.finish()?;
     Ok(end)
@@ -297,7 +430,7 @@ fn send_pump(
 /// a reset; the coordinator bounds that wait by `--linger`.
 fn recv_pump(
     stream: &mut dyn Receive,
-    output: &mut (dyn Write + Send),
+    output: &mut dyn Output,
     mode: Mode,
     clock: &Clock,
     events: &Sender<Event>,
@@ -305,6 +438,7 @@ fn recv_pump(
     let mut buf = vec![0; RECV_BUFFER];
     let mut filter = (mode == Mode::Chat).then(ShowFilter::new);
     let mut discarding = false;
+    let mut heard_goodbye = false;
     let output_closed = |discarding: &mut bool| {
         *discarding = true;
         let _ = events.send(Event::OutputClosed);
@@ -318,22 +452,35 @@ fn recv_pump(
         };
         clock.received();
         if discarding {
+            if heard_goodbye {
+                clock.unshown.fetch_add(n as u64, Ordering::Relaxed);
+            }
             continue;
         }
         let data = &buf[..n];
         let written = match &mut filter {
-            None => show(output, data),
+            None => show(output, data, clock),
             Some(filter) => {
                 let seen = filter.feed(data);
                 let mut written = Ok(true);
                 if seen.held_cr {
-                    written = show(output, b"\r");
+                    written = show(output, b"\r", clock);
                 }
                 if matches!(written, Ok(true)) && !seen.body.is_empty() {
-                    written = show(output, &data[seen.body]);
+                    written = show(output, &data[seen.body.clone()], clock);
                 }
                 if seen.goodbye {
                     discarding = true;
+                    heard_goodbye = true;
+                    // The goodbye line is `\n` or `\r\n` where the body
+                    // ends (or a `\n` completing a held `\r`).
+                    let line = if data.get(seen.body.end) == Some(&b'\r') {
+                        2
+                    } else {
+                        1
+                    };
+                    let after = n.saturating_sub(seen.body.end + line);
+                    clock.unshown.fetch_add(after as u64, Ordering::Relaxed);
                     let _ = events.send(Event::PeerGoodbye);
                 }
                 written
@@ -349,7 +496,7 @@ fn recv_pump(
         && !discarding
         && filter.finish()
     {
-        match show(output, b"\r") {
+        match show(output, b"\r", clock) {
             Ok(true) => {}
             Ok(false) => output_closed(&mut discarding),
             Err(error) => return Err(RecvFailure::Output(error)),
@@ -358,9 +505,14 @@ fn recv_pump(
     Ok(())
 }
 
-/// Writes to the output now. `Ok(false)`: its reader has gone away.
-fn show(output: &mut (dyn Write + Send), bytes: &[u8]) -> io::Result<bool> {
-    match output.write_all(bytes).and_then(|()| output.flush()) {
+/// Writes to the output now. `Ok(false)`: its reader has gone away (or the
+/// conversation released it: it is ending and waits for the output no more).
+/// The clock knows while this waits: that time is not the peer's silence.
+fn show(output: &mut dyn Output, bytes: &[u8], clock: &Clock) -> io::Result<bool> {
+    clock.showing();
+    let written = output.write_all(bytes).and_then(|()| output.flush());
+    clock.shown();
+    match written {
         Ok(()) => Ok(true),
         Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(false),
         Err(error) => Err(error),
@@ -373,8 +525,38 @@ enum Closing {
     /// Until the peer has been silent for `--linger` (after our goodbye: a
     /// reply that is still arriving is never cut).
     Silence { since: Instant },
-    /// Until this instant (after the peer's goodbye, Ctrl-C, idle timeout).
+    /// Until this instant (the discarding after the peer's goodbye).
     Until(Instant),
+}
+
+/// Which wait ran out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Due {
+    /// Ctrl-C's `--linger`, or the short wait after the output closed.
+    HardStop,
+    /// The peer, done, took nothing of what we still send for `--linger`.
+    Stall,
+    /// The closing wait ([`Closing`]).
+    Closing,
+    /// No traffic for `--idle-timeout`.
+    Idle,
+}
+
+/// Makes the peer's progress visible to the sender once the peer is done
+/// and only what we hold is still to go. A blocked `write` is woken only
+/// when a third of the send buffer (megabytes, after autotuning) has
+/// drained, so a slow but steady reader could look stopped for seconds;
+/// with `TCP_NOTSENT_LOWAT` at [`SEND_PIECE`] the writer is woken as soon
+/// as the bytes not yet sent fall below it, that is, every time the peer
+/// takes some. Where the option is missing the stall rule sees coarser
+/// progress.
+fn watch_progress(socket: &std::net::TcpStream) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(error) = socket2::SockRef::from(socket).set_tcp_notsent_lowat(SEND_PIECE as u32) {
+        tracing::debug!(%error, "could not set TCP_NOTSENT_LOWAT");
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = socket;
 }
 
 /// The conversation's state, owned by the thread that called [`run`].
@@ -382,23 +564,32 @@ struct Coordinator<'a> {
     options: &'a ConversationOptions,
     peer: SocketAddr,
     clock: &'a Clock,
+    socket: &'a std::net::TcpStream,
     /// Dropping this stops the sender (it then half-closes).
     stop: Option<Sender<()>>,
     sending: bool,
     receiving: bool,
     heard_goodbye: bool,
+    /// When the peer said goodbye (chat: its empty line or EOF; raw: the
+    /// EOF that ends the conversation). We still send what we hold.
+    peer_done_at: Option<Instant>,
+    /// The peer stopped reading what we still had to send: the socket is
+    /// shut down and the sender's failure is this conversation's error.
+    stalled: bool,
     /// The first reason the conversation is ending.
     reason: Option<Ending>,
     closing: Option<Closing>,
+    /// Everything ends by then, whatever is still under way.
+    hard_stop: Option<Instant>,
     failure: Option<Error>,
 }
 
 impl Coordinator<'_> {
     fn run(mut self, events: &Receiver<Event>, shutdown: &Shutdown) -> Result<Ending> {
         let mut interrupt = shutdown.receiver().clone();
+        let linger = self.options.linger;
         while (self.sending || self.receiving) && self.failure.is_none() {
-            let deadline = self.deadline();
-            let timer = deadline.map_or_else(never, at);
+            let timer = self.deadline().map_or_else(never, |(at_, _)| at(at_));
             select! {
                 recv(events) -> event => match event {
                     Ok(event) => self.on_event(event),
@@ -409,20 +600,35 @@ impl Coordinator<'_> {
                     interrupt = never();
                     self.reason = Some(Ending::Interrupted);
                     self.stop_sending();
-                    self.close_by(Closing::Until(Instant::now() + self.options.linger));
+                    self.stop_by(after(Instant::now(), linger));
                 },
                 recv(timer) -> _ => {
-                    if self.deadline().is_some_and(|d| d <= Instant::now()) {
-                        if self.closing.is_some() {
+                    let Some((due_at, due)) = self.deadline() else { continue };
+                    if due_at > Instant::now() {
+                        continue;
+                    }
+                    match due {
+                        Due::HardStop => break,
+                        Due::Stall => {
+                            tracing::debug!("the peer stopped reading");
+                            self.stalled = true;
+                            // Wakes the sender; its failure says how much
+                            // was not sent.
+                            let _ = self.socket.shutdown(std::net::Shutdown::Both);
+                        }
+                        Due::Closing => {
                             tracing::debug!("linger expired");
                             if matches!(self.reason, None | Some(Ending::Goodbye | Ending::EndOfInput)) {
                                 self.reason = Some(Ending::LingerExpired);
                             }
                             break;
                         }
-                        self.reason.get_or_insert(Ending::IdleTimeout);
-                        self.stop_sending();
-                        self.close_by(Closing::Until(Instant::now() + self.options.linger));
+                        Due::Idle => {
+                            // The peer has been silent that long already:
+                            // close at once, no linger after it.
+                            self.reason.get_or_insert(Ending::IdleTimeout);
+                            break;
+                        }
                     }
                 },
             }
@@ -433,58 +639,98 @@ impl Coordinator<'_> {
         }
     }
 
-    /// When the current wait runs out, if anything is waited for.
-    fn deadline(&self) -> Option<Instant> {
+    /// The wait that runs out first, if anything is waited for.
+    fn deadline(&self) -> Option<(Instant, Due)> {
+        let linger = self.options.linger;
+        let mut due: Option<(Instant, Due)> = None;
+        let mut consider = |at: Instant, what: Due| {
+            if due.is_none_or(|(first, _)| at < first) {
+                due = Some((at, what));
+            }
+        };
+        if let Some(at) = self.hard_stop {
+            consider(at, Due::HardStop);
+        }
+        if let Some(done_at) = self.peer_done_at
+            && self.sending
+            && !self.stalled
+        {
+            let last = self.clock.instant(&self.clock.last_sent).max(done_at);
+            consider(after(last, linger), Due::Stall);
+        }
         match self.closing {
             Some(Closing::Silence { since }) => {
-                let last = self.clock.instant(&self.clock.last_recv).max(since);
-                Some(last + self.options.linger)
+                // While the receiver waits for the output, the peer's silence
+                // does not count: look again a linger from now.
+                let last = if self.clock.showing.load(Ordering::Relaxed) {
+                    Instant::now()
+                } else {
+                    self.clock.instant(&self.clock.last_ready).max(since)
+                };
+                consider(after(last, linger), Due::Closing);
             }
-            Some(Closing::Until(at)) => Some(at),
-            None => self
-                .options
-                .idle_timeout
-                .map(|idle| self.clock.instant(&self.clock.last_any) + idle),
+            Some(Closing::Until(at)) => consider(at, Due::Closing),
+            None => {}
         }
+        // The idle timeout holds while we wait for the peer after our
+        // goodbye too (a receiver stuck on a stalled output is no traffic);
+        // once the peer is done, the stall rule above is the one that counts.
+        if let Some(idle) = self.options.idle_timeout
+            && self.hard_stop.is_none()
+            && self.peer_done_at.is_none()
+        {
+            let last = self.clock.instant(&self.clock.last_any);
+            consider(after(last, idle), Due::Idle);
+        }
+        due
     }
 
     fn on_event(&mut self, event: Event) {
         let chat = self.options.mode == Mode::Chat;
+        let linger = self.options.linger;
         match event {
             Event::SaidGoodbye(ending) => {
                 self.reason.get_or_insert(ending);
-                if chat {
+            }
+            Event::Sent(Ok(end)) => {
+                tracing::debug!(?end, "sender finished");
+                self.sending = false;
+                if self.peer_done_at.is_some() {
+                    // All we held is sent and we have half-closed: discard
+                    // what the peer still sends until its EOF, for --linger.
+                    self.close_by(Closing::Until(after(Instant::now(), linger)));
+                } else if chat && !matches!(end, SendEnd::Stopped) {
                     self.close_by(Closing::Silence {
                         since: Instant::now(),
                     });
                 }
             }
-            Event::Sent(Ok(end)) => {
-                tracing::debug!(?end, "sender finished");
+            Event::Sent(Err(SendFailure { error, unsent })) => {
                 self.sending = false;
-            }
-            Event::Sent(Err(source)) => {
-                self.sending = false;
-                if chat && self.peer_is_done() {
+                if self.stalled {
+                    self.fail(
+                        "while sending",
+                        // Not TimedOut: that kind reads "peer vanished".
+                        io::Error::other(format!("peer stopped reading; {unsent} bytes not sent")),
+                    );
+                } else if chat && self.peer_is_done() {
                     // The peer said goodbye and left before taking the rest.
-                    tracing::debug!(%source, "send failed after the peer's goodbye");
+                    tracing::debug!(%error, unsent, "send failed after the peer's goodbye");
                 } else {
-                    self.fail("while sending", source);
+                    self.fail("while sending", error);
                 }
             }
             Event::PeerGoodbye => {
                 self.heard_goodbye = true;
                 self.reason.get_or_insert(Ending::PeerGoodbye);
-                self.stop_sending();
-                self.close_by(Closing::Until(Instant::now() + self.options.linger));
+                self.peer_done();
             }
             Event::Received(Ok(())) => {
                 self.receiving = false;
                 let peer_ends_it = chat || self.options.input_is_terminal || self.options.recv_only;
                 if peer_ends_it {
                     self.reason.get_or_insert(Ending::PeerClosed);
-                    self.stop_sending();
-                    self.close_by(Closing::Until(Instant::now() + self.options.linger));
+                    self.peer_done();
                 } else if self.sending {
                     tracing::debug!("peer finished sending; still sending");
                 } else {
@@ -494,13 +740,13 @@ impl Coordinator<'_> {
             Event::OutputClosed => {
                 self.reason.get_or_insert(Ending::OutputClosed);
                 self.stop_sending();
-                // Nobody reads what the peer sends any more; wait (bounded)
+                // Nobody reads what the peer sends any more; wait (briefly)
                 // for its EOF all the same, so that closing is not a reset.
-                self.close_by(Closing::Until(Instant::now() + self.options.linger));
+                self.stop_by(after(Instant::now(), linger.min(OUTPUT_CLOSED_WAIT)));
             }
             Event::Received(Err(RecvFailure::Socket(source))) => {
                 self.receiving = false;
-                if chat && self.heard_goodbye {
+                if (chat && self.heard_goodbye) || self.stalled {
                     tracing::debug!(%source, "receive failed after the peer's goodbye");
                 } else {
                     self.fail("while receiving", source);
@@ -513,6 +759,20 @@ impl Coordinator<'_> {
                     source,
                 });
             }
+        }
+    }
+
+    /// The peer has said goodbye: stop taking input, send what we hold, and
+    /// once that is sent, discard until its EOF for --linger.
+    fn peer_done(&mut self) {
+        self.stop_sending();
+        let now = Instant::now();
+        if self.peer_done_at.is_none() && self.sending {
+            watch_progress(self.socket);
+        }
+        self.peer_done_at.get_or_insert(now);
+        if !self.sending {
+            self.close_by(Closing::Until(after(now, self.options.linger)));
         }
     }
 
@@ -529,9 +789,16 @@ impl Coordinator<'_> {
         });
     }
 
-    /// Stops the sender after the chunk it holds; it then half-closes.
+    /// Stops the sender after what it holds; it then half-closes.
     fn stop_sending(&mut self) {
         self.stop = None;
+    }
+
+    /// Everything ends by `at`, unless an earlier hard stop is on.
+    fn stop_by(&mut self, at: Instant) {
+        if self.hard_stop.is_none_or(|old| at < old) {
+            self.hard_stop = Some(at);
+        }
     }
 
     /// Starts waiting for the end, unless an earlier, shorter wait is on.

@@ -93,15 +93,23 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+/// The message is self-contained: it already says the cause in plain words
+/// ([`describe`]), so `source()` is `None` and a printer of the chain
+/// (anyhow, eyre, `{:#}`) shows the cause once (the API guidelines'
+/// C-GOOD-ERR: one or the other, never both). The I/O error itself stays
+/// reachable through [`Error::io_error`].
+impl std::error::Error for Error {}
+
+impl Error {
+    /// The underlying I/O error, for callers that act on its kind.
+    pub fn io_error(&self) -> &io::Error {
         match self {
             Error::Resolve { source, .. }
             | Error::Connect { source, .. }
             | Error::Bind { source, .. }
             | Error::Accept(source)
             | Error::Conversation { source, .. }
-            | Error::Local { source, .. } => Some(source),
+            | Error::Local { source, .. } => source,
         }
     }
 }
@@ -152,5 +160,16 @@ mod tests {
             source: io::Error::new(io::ErrorKind::TimedOut, "timed out"),
         };
         assert_eq!(dial.to_string(), "could not connect to h:1: timed out");
+    }
+
+    #[test]
+    fn the_cause_is_told_once() {
+        let error = Error::Local {
+            op: "could not write output",
+            source: io::Error::from_raw_os_error(32),
+        };
+        assert_eq!(error.to_string(), "could not write output: broken pipe");
+        assert!(std::error::Error::source(&error).is_none());
+        assert_eq!(error.io_error().kind(), io::ErrorKind::BrokenPipe);
     }
 }

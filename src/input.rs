@@ -15,6 +15,7 @@
 
 use crate::lines::GoodbyeScanner;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded, never, select};
+use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::thread;
 
@@ -79,8 +80,9 @@ pub enum Next {
 pub struct Input {
     chunks: Receiver<Chunk>,
     recycle: Option<Sender<Vec<u8>>>,
-    /// Bytes given back by the last conversation, taken before the channel.
-    leftover: Option<Chunk>,
+    /// Bytes given back by the last conversation, taken before the channel,
+    /// in order.
+    leftover: VecDeque<Chunk>,
     ended: bool,
     /// The last conversation stopped at an empty line of ours.
     stopped_at_goodbye: bool,
@@ -101,7 +103,7 @@ impl Input {
         Ok(Input {
             chunks: chunk_rx,
             recycle: Some(recycle_tx),
-            leftover: None,
+            leftover: VecDeque::new(),
             ended: false,
             stopped_at_goodbye: false,
             scanner: GoodbyeScanner::new(),
@@ -130,7 +132,7 @@ impl Input {
         Input {
             chunks,
             recycle: None,
-            leftover: None,
+            leftover: VecDeque::new(),
             ended: false,
             stopped_at_goodbye: false,
             scanner: GoodbyeScanner::new(),
@@ -139,7 +141,7 @@ impl Input {
 
     /// The next chunk of input, waiting for it unless `stop` fires first.
     pub fn next(&mut self, stop: &Receiver<()>) -> Next {
-        if let Some(chunk) = self.leftover.take() {
+        if let Some(chunk) = self.leftover.pop_front() {
             return Next::Chunk(chunk);
         }
         if self.ended {
@@ -164,7 +166,7 @@ impl Input {
 
     /// How many chunks are ready without waiting.
     pub(crate) fn ready(&self) -> usize {
-        usize::from(self.leftover.is_some()) + self.chunks.len()
+        self.leftover.len() + self.chunks.len()
     }
 
     /// The next chunk if one is ready without waiting and `budget` allows;
@@ -175,7 +177,7 @@ impl Input {
             return Next::End;
         }
         *budget -= 1;
-        if let Some(chunk) = self.leftover.take() {
+        if let Some(chunk) = self.leftover.pop_front() {
             return Next::Chunk(chunk);
         }
         match self.chunks.try_recv() {
@@ -193,25 +195,54 @@ impl Input {
     /// comes first, and the channel the rest arrives on. A disconnected
     /// channel is the end of input.
     pub(crate) fn for_select(&mut self) -> (Option<Chunk>, Receiver<Chunk>) {
-        (self.leftover.take(), self.chunks.clone())
+        let leftover = match self.leftover.len() {
+            0 => None,
+            1 => self.leftover.pop_front(),
+            _ => {
+                let mut all = Vec::new();
+                for chunk in self.leftover.drain(..) {
+                    all.extend_from_slice(chunk.bytes());
+                }
+                Some(Chunk::from_vec(all))
+            }
+        };
+        (leftover, self.chunks.clone())
     }
 
     /// Puts `bytes` before everything else the input holds: they are the
     /// next bytes a conversation takes (`connect --name` sends its `/name`
     /// line first this way).
-    pub fn push_front(&mut self, mut bytes: Vec<u8>) {
-        if let Some(held) = self.leftover.take() {
-            bytes.extend_from_slice(held.bytes());
-        }
-        self.leftover = Some(Chunk::from_vec(bytes));
+    pub fn push_front(&mut self, bytes: Vec<u8>) {
+        self.leftover.push_front(Chunk::from_vec(bytes));
     }
 
     /// Gives back the part of `chunk` from `at` on, to be taken first next
     /// time; keeps the first `at` bytes in `chunk`.
     pub(crate) fn put_back_tail(&mut self, chunk: &mut Chunk, at: usize) {
         if at < chunk.bytes().len() {
-            self.leftover = Some(chunk.split_off(at));
+            self.leftover.push_front(chunk.split_off(at));
         }
+    }
+
+    /// Takes up to `budget` chunks that are ready without waiting into the
+    /// input's own queue (after what is already given back), so they are
+    /// kept for the next conversation; returns how many bytes they hold.
+    pub(crate) fn keep_ready(&mut self, budget: usize) -> usize {
+        let mut bytes = 0;
+        for _ in 0..budget {
+            match self.chunks.try_recv() {
+                Ok(chunk) => {
+                    bytes += chunk.bytes().len();
+                    self.leftover.push_back(chunk);
+                }
+                Err(TryRecvError::Disconnected) => {
+                    self.ended = true;
+                    break;
+                }
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        bytes
     }
 
     /// Returns a chunk's buffer to the reader thread for reuse.
@@ -225,17 +256,22 @@ impl Input {
     /// True when the input has ended and nothing is left to send. Does not
     /// wait: what has already arrived is kept for the next conversation.
     pub fn is_exhausted(&mut self) -> bool {
-        if self.leftover.is_some() {
+        if !self.leftover.is_empty() {
             return false;
         }
         if !self.ended {
             match self.chunks.try_recv() {
-                Ok(chunk) => self.leftover = Some(chunk),
+                Ok(chunk) => self.leftover.push_back(chunk),
                 Err(TryRecvError::Disconnected) => self.ended = true,
                 Err(TryRecvError::Empty) => {}
             }
         }
-        self.ended && self.leftover.is_none()
+        self.ended && self.leftover.is_empty()
+    }
+
+    /// A conversation starts taking input.
+    pub(crate) fn begin(&mut self) {
+        self.stopped_at_goodbye = false;
     }
 
     /// Records that a conversation's sending stopped at our empty line.
@@ -243,18 +279,23 @@ impl Input {
         self.stopped_at_goodbye = true;
     }
 
-    /// Whether a conversation's sending stopped at our empty line (so what
-    /// is still pending was held back on purpose).
+    /// Whether the last conversation's sending stopped at our empty line
+    /// (so what is still pending was held back on purpose).
     pub fn stopped_at_goodbye(&self) -> bool {
         self.stopped_at_goodbye
     }
 
-    /// How many bytes have been read but not sent: what an empty-line
-    /// goodbye left behind. Takes them out of the input.
+    /// How many bytes have been read but not sent (what a goodbye left
+    /// behind), taking them out of the input. Counts what has been read by
+    /// now: the reader thread may go on reading meanwhile, and an input
+    /// without end (`/dev/zero`) must not keep this counting for ever.
     pub fn discard_pending(&mut self) -> usize {
-        let mut count = self.leftover.take().map_or(0, |c| c.bytes().len());
-        while let Ok(chunk) = self.chunks.try_recv() {
-            count += chunk.bytes().len();
+        let mut count: usize = self.leftover.drain(..).map(|c| c.bytes().len()).sum();
+        for _ in 0..self.chunks.len() {
+            match self.chunks.try_recv() {
+                Ok(chunk) => count += chunk.bytes().len(),
+                Err(_) => break,
+            }
         }
         count
     }

@@ -45,11 +45,13 @@
 pub mod cli;
 pub mod connect;
 pub mod conversation;
+pub mod ending;
 pub mod error;
 pub mod input;
 pub mod lines;
 pub mod net;
 pub mod options;
+pub mod output;
 pub mod render;
 pub mod room;
 pub mod serve;
@@ -58,19 +60,20 @@ pub mod status;
 pub mod transport;
 pub mod view;
 
-pub use conversation::Ending;
+pub use ending::Ending;
 pub use error::{Error, Result};
 pub use input::Input;
 pub use options::{
     Access, Command, ConnectOptions, ConversationOptions, Family, Mode, NetOptions, RoomOptions,
     ServeOptions,
 };
+pub use output::{Output, OutputThread, Release};
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
 pub use status::Status;
 pub use transport::Connection;
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::os::fd::AsFd;
 
 /// Runs a command with the process's stdin and stdout, as the binary does.
@@ -82,15 +85,12 @@ pub fn run(command: &Command, shutdown: &Shutdown, status: &Status) -> Result<En
     } else {
         stdin_input()?
     };
-    let output = stdout_output()?;
-    // A terminal is shown the peer's bytes as text (SPEC, "Terminal
-    // safety"); anything else gets them exactly.
-    let mut output: Box<dyn Write + Send> = if io::stdout().is_terminal() {
-        Box::new(render::RenderingWriter::new(output))
-    } else {
-        Box::new(output)
-    };
-    run_on(command, &mut input, &mut *output, shutdown, status)
+    let mut output = stdout_output(shutdown, command.conversation().linger)?;
+    let ending = run_on(command, &mut input, &mut output, shutdown, status);
+    // What is still queued for stdout is written, for as long as stdout
+    // takes it (bounded: see OutputThread::finish).
+    output.finish();
+    ending
 }
 
 /// Like [`run`], but with the interactive terminal view ([`view`]) when
@@ -133,7 +133,7 @@ pub fn run_interactive(
 fn run_on(
     command: &Command,
     input: &mut Input,
-    output: &mut (dyn Write + Send),
+    output: &mut dyn Output,
     shutdown: &Shutdown,
     status: &Status,
 ) -> Result<Ending> {
@@ -166,9 +166,11 @@ fn stdin_input() -> Result<Input> {
     })
 }
 
-/// Stdout as an unbuffered file: every chunk from the peer is written at
-/// once, with one `write(2)`, and nothing is held back.
-fn stdout_output() -> Result<impl Write + Send> {
+/// Stdout behind the output thread ([`output`]): a reader of stdout that
+/// stalls can then never keep a conversation, Ctrl-C or the idle timeout
+/// from ending. The thread writes our own duplicate of fd 1, unbuffered:
+/// every chunk from the peer goes out at once, and nothing is held back.
+fn stdout_output(shutdown: &Shutdown, linger: std::time::Duration) -> Result<OutputThread> {
     let fd = io::stdout()
         .as_fd()
         .try_clone_to_owned()
@@ -176,5 +178,16 @@ fn stdout_output() -> Result<impl Write + Send> {
             op: "could not open standard output",
             source,
         })?;
-    Ok(File::from(fd))
+    let file = File::from(fd);
+    // A terminal is shown the peer's bytes as text (SPEC, "Terminal
+    // safety"); anything else gets them exactly.
+    let writer: Box<dyn io::Write + Send> = if io::stdout().is_terminal() {
+        Box::new(render::RenderingWriter::new(file))
+    } else {
+        Box::new(file)
+    };
+    OutputThread::spawn(writer, shutdown.clone(), linger).map_err(|source| Error::Local {
+        op: "could not start the output thread",
+        source,
+    })
 }

@@ -464,7 +464,12 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(peer, client.local_addr().unwrap());
+        let local = acceptor.local_addr();
         drop(acceptor);
+        // The thread held the listener; once it has stopped, the port is
+        // closed and a new connection is refused.
+        let error = TcpStream::connect_timeout(&local, Duration::from_secs(10)).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
     }
 
     #[test]

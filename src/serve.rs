@@ -10,11 +10,11 @@ use crate::error::{Error, Result};
 use crate::input::Input;
 use crate::net::{self, Acceptor, Admission};
 use crate::options::ServeOptions;
+use crate::output::Output;
 use crate::shutdown::Shutdown;
 use crate::status::Status;
 use crate::transport::{self, Side};
 use crossbeam_channel::select;
-use std::io::Write;
 
 /// Runs the server until `--once` is done, the input has ended, the output
 /// is closed, or the shutdown fires. Returns the last conversation's ending
@@ -22,7 +22,7 @@ use std::io::Write;
 pub fn serve(
     options: &ServeOptions,
     input: &mut Input,
-    output: &mut (dyn Write + Send),
+    output: &mut dyn Output,
     shutdown: &Shutdown,
     status: &Status,
 ) -> Result<Ending> {
@@ -53,6 +53,21 @@ pub fn serve(
         );
     }
 
+    let ending = serve_one_by_one(options, &acceptor, input, output, shutdown, status)?;
+    // No next peer will take what is left of the input: say how much.
+    conversation::report_unsent(input, status);
+    Ok(ending)
+}
+
+/// The conversations, one at a time, until one ends the server.
+fn serve_one_by_one(
+    options: &ServeOptions,
+    acceptor: &Acceptor,
+    input: &mut Input,
+    output: &mut dyn Output,
+    shutdown: &Shutdown,
+    status: &Status,
+) -> Result<Ending> {
     loop {
         let (stream, peer) = select! {
             recv(acceptor.receiver()) -> accepted => match accepted {
@@ -68,7 +83,7 @@ pub fn serve(
         status.connection_from(peer);
         let ended = transport::establish(stream, Side::Server, &options.conversation.security)
             .and_then(|connection| {
-                conversation::run(
+                conversation::hold(
                     connection,
                     peer,
                     input,
@@ -78,8 +93,9 @@ pub fn serve(
                 )
             });
         match ended {
-            Ok(ending) => {
-                status.ended(peer, ending);
+            Ok(outcome) => {
+                let ending = outcome.ending;
+                conversation::report_ended(status, peer, outcome);
                 if matches!(ending, Ending::Interrupted | Ending::OutputClosed) {
                     return Ok(ending);
                 }

@@ -2,7 +2,7 @@
 //! short line each (SPEC, "Status lines"). Never on stdout, which is data.
 //! `tracing` diagnostics are separate and only appear with `-v`/`RUST_LOG`.
 
-use crate::conversation::Ending;
+use crate::ending::Ending;
 use std::fmt;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -50,11 +50,6 @@ impl Status {
             quiet: self.quiet,
             sink,
         }
-    }
-
-    /// No status lines at all.
-    pub fn silent() -> Self {
-        Status::stderr(true)
     }
 
     /// Prints one status line.

@@ -4,13 +4,15 @@
 
 mod support;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use support::{
-    Proc, accept_raw, connect, connect_raw, expect_eof_after, flood_until_closed, fnv1a,
-    noise_without_newline, read_a_little_then_close, send_raw, serve, show,
+    Proc, TempFile, accept_raw, connect, connect_raw, connect_small_window, duplex,
+    expect_eof_after, flood_counted, flood_until_closed, fnv1a, noise_without_newline,
+    numbered_lines, read_a_little_then_close, read_paced, read_until, send_raw, serve, show,
 };
 
 /// Wait for the `... ended: REASON` line and check REASON.
@@ -156,7 +158,12 @@ fn chat_input_after_empty_line_not_sent_by_connect() {
     server.assert_exit(0);
     server.assert_stdout(b"a\n");
     client.assert_exit(0);
-    client.wait_for_stderr("bytes of input not sent");
+    let line = client.wait_for_stderr("bytes of input not sent");
+    // "not for you\n" is what the empty line held back.
+    assert!(
+        line.contains("; 12 bytes of input not sent"),
+        "expected 12 bytes held back, got {line:?}"
+    );
 }
 
 #[test]
@@ -379,5 +386,233 @@ fn chat_reset_by_peer_connect_exits_1() {
     assert!(
         err.lines().filter(|l| l.starts_with("duplex: ")).count() == 1,
         "expected one `duplex: ` line for the reset"
+    );
+}
+
+/// Hearing goodbye, we still send all we had been handed, however slowly the
+/// peer reads it: `--linger` bounds only the discarding (issue 17, 1).
+#[test]
+fn chat_reply_to_a_goodbye_reaches_a_slow_reader_whole() {
+    let reply = numbered_lines(4 << 20);
+    let file = TempFile::with("slow-reader-reply", &reply);
+    let mut server = duplex()
+        .args(["serve", "--once", "--linger", "0.5", "-b", "127.0.0.1", "0"])
+        .stdin_file(&file.0)
+        .spawn();
+    let addr = server.wait_for_listening();
+    let mut peer = connect_small_window(addr, 16 * 1024);
+    send_raw(&mut peer, b"question\n");
+    let started = Instant::now();
+    peer.shutdown(Shutdown::Write).expect("shutdown");
+    // At most 4 MB/s: more than the linger plus what the socket buffers
+    // hold. 4 MiB is all read ahead (the input thread reads 1 MiB chunks
+    // and holds up to 5), so all of it was handed to the conversation. (The linger is not
+    // shorter because TCP itself stalls for 200 ms at times on a window
+    // this small.)
+    let (got, clean) = read_paced(&mut peer, 8 * 1024, Duration::from_millis(5));
+    let took = started.elapsed();
+    assert!(
+        clean && got.len() == reply.len() && got == reply,
+        "the slow reader got {} of {} bytes in {took:?} (clean EOF: {clean})",
+        got.len(),
+        reply.len()
+    );
+    drop(peer);
+    server.assert_exit(0);
+    server.assert_stdout(b"question\n");
+    server.assert_no_error_line();
+}
+
+/// A peer that takes nothing at all for `--linger` after its goodbye ends
+/// the conversation as an error that says how much was not sent.
+#[test]
+fn chat_peer_that_stops_reading_after_its_goodbye_is_an_error() {
+    let reply = numbered_lines(8 << 20);
+    let file = TempFile::with("never-reader-reply", &reply);
+    let mut server = duplex()
+        .args(["serve", "--once", "--linger", "0.3", "-b", "127.0.0.1", "0"])
+        .stdin_file(&file.0)
+        .spawn();
+    let addr = server.wait_for_listening();
+    let mut peer = connect_small_window(addr, 16 * 1024);
+    send_raw(&mut peer, b"\n");
+    // The peer never reads (nor closes) until the server has given up.
+    server.assert_exit(1);
+    let err = server.stderr();
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("duplex: "))
+        .expect("an error line");
+    let n: u64 = line
+        .split("peer stopped reading; ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `peer stopped reading; N bytes not sent` in {line:?}"));
+    assert!(line.ends_with(" bytes not sent"), "{line:?}");
+    assert!(n > 0 && n <= reply.len() as u64, "N = {n}");
+    drop(peer);
+}
+
+/// After our goodbye, time spent waiting for our own stdout is not the
+/// peer's silence (issue 17, 2): a slow reader of stdout gets all of the
+/// reply, and the ending is not "linger expired".
+#[test]
+fn chat_slow_stdout_reader_is_not_the_peers_silence() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut client = duplex()
+        .args([
+            "connect",
+            "--linger",
+            "0.2",
+            "127.0.0.1",
+            &addr.port().to_string(),
+        ])
+        .stdout_manual()
+        .spawn();
+    let mut peer = accept_raw(&listener);
+    client.write(b"question\n");
+    client.close_stdin();
+    expect_eof_after(&mut peer, b"question\n");
+    let reply = numbered_lines(3 << 20);
+    let sent = reply.clone();
+    let writer = thread::spawn(move || {
+        let ok = peer.write_all(&sent).is_ok();
+        drop(peer);
+        ok
+    });
+    // About 3 MB/s through a 64 KiB pipe: far slower than the socket.
+    let (got, clean) = read_paced(client.take_stdout(), 16 * 1024, Duration::from_millis(5));
+    assert!(
+        clean && got.len() == reply.len() && got == reply,
+        "the slow stdout reader got {} of {} bytes",
+        got.len(),
+        reply.len()
+    );
+    assert!(
+        writer.join().expect("writer"),
+        "the client stopped reading the reply"
+    );
+    assert_reason(&mut client, &["end of input"]);
+    client.assert_exit(0);
+}
+
+/// The ending reason must not race: the peer closes the moment it sees our
+/// empty line, and the status line still says "goodbye" (issue 8). Many
+/// peers in a row against one server, to catch the race.
+#[test]
+fn chat_goodbye_reason_wins_over_a_peer_that_closes_at_once() {
+    const ROUNDS: usize = 300;
+    let (mut server, addr) = serve(&["--linger", "0.2"]);
+    server.write(&b"x\n\n".repeat(ROUNDS));
+    for round in 0..ROUNDS {
+        let mut peer = connect_raw(addr);
+        read_until(&mut peer, b"x\n\n");
+        drop(peer);
+        let reason = server.wait_for_ended();
+        assert_eq!(reason, "goodbye", "round {round}");
+    }
+}
+
+/// An idle timeout closes at once, with no linger after it (issue 8).
+#[test]
+fn chat_idle_timeout_closes_without_lingering() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    // The default --linger (5 s) would show if it followed the timeout.
+    let mut client = connect(addr, &["--idle-timeout", "0.5"]);
+    let mut peer = accept_raw(&listener);
+    let started = Instant::now();
+    expect_eof_after(&mut peer, b"");
+    // The peer stays open and silent.
+    client.wait_exit(Duration::from_secs(3));
+    assert!(started.elapsed() < Duration::from_secs(3));
+    client.assert_exit(0);
+    assert_reason(&mut client, &["idle timeout"]);
+    drop(peer);
+}
+
+/// `duplex connect HOST PORT | head -c 100` while the peer keeps sending:
+/// exit 0 within a second, whatever `--linger` says (issue 8).
+#[test]
+fn chat_closed_stdout_exits_within_a_second_under_a_flood() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut client = duplex()
+        .args(["connect", "127.0.0.1", &addr.port().to_string()])
+        .stdout_manual()
+        .spawn();
+    let peer = accept_raw(&listener);
+    let flood = flood_until_closed(peer);
+    let mut out = client.take_stdout();
+    let mut first = [0u8; 100];
+    out.read_exact(&mut first).expect("100 bytes of stdout");
+    drop(out);
+    let closed = Instant::now();
+    client.wait_exit(Duration::from_secs(3));
+    let took = closed.elapsed();
+    client.assert_exit(0);
+    client.assert_no_error_line();
+    assert!(
+        took < Duration::from_millis(1500),
+        "exit took {took:?} after stdout closed"
+    );
+    assert!(
+        flood.join().expect("flood"),
+        "the client never closed the connection"
+    );
+}
+
+/// A reader of stdout that stalls never holds duplex past its linger:
+/// `serve --once --linger 0.5 --idle-timeout 1 </dev/null | sleep 8` with a
+/// flooding peer (issue 8).
+#[test]
+fn chat_stalled_stdout_reader_does_not_hold_the_exit() {
+    let mut server = duplex()
+        .args([
+            "serve",
+            "--once",
+            "--linger",
+            "0.5",
+            "--idle-timeout",
+            "1",
+            "-b",
+            "127.0.0.1",
+            "0",
+        ])
+        .stdin_null()
+        .stdout_manual()
+        .spawn();
+    let addr = server.wait_for_listening();
+    // Held open and never read, as `| sleep 8` does.
+    let _stalled = server.take_stdout();
+    let peer = connect_raw(addr);
+    let started = Instant::now();
+    let flood = flood_counted(peer);
+    server.wait_exit(Duration::from_secs(4));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "exit took {took:?}");
+    server.assert_exit(0);
+    flood.stop();
+}
+
+/// When the peer says goodbye and keeps sending, the status line says how
+/// many bytes were not shown, and that `--raw` carries blank lines.
+#[test]
+fn chat_bytes_after_the_peers_goodbye_are_counted() {
+    let (mut server, addr) = serve(&["--once", "--linger", "0.5"]);
+    let mut peer = connect_raw(addr);
+    // "body 1\n\nbody 2\n" after the goodbye: 15 bytes.
+    send_raw(&mut peer, b"head\n\nbody 1\n\nbody 2\n");
+    expect_eof_after(&mut peer, b"");
+    peer.shutdown(Shutdown::Write).expect("shutdown");
+    drop(peer);
+    server.assert_exit(0);
+    server.assert_stdout(b"head\n");
+    let line = server.wait_for_stderr("not shown");
+    assert!(
+        line.contains("15 bytes") && line.contains("--raw"),
+        "expected the 15 bytes and --raw in {line:?}"
     );
 }

@@ -148,3 +148,12 @@ fn cli_connect_by_host_name() {
     server.assert_exit(0);
     server.assert_stdout(b"by name\n");
 }
+
+/// A `SECS` above one year is a usage error, never a panic (issue 17, 8).
+#[test]
+fn cli_huge_seconds_are_usage_errors() {
+    assert_usage_error(&["serve", "--linger", "1e19", "0"]);
+    assert_usage_error(&["serve", "--idle-timeout", "1e19", "0"]);
+    assert_usage_error(&["connect", "--connect-timeout", "1e19", "127.0.0.1", "1"]);
+    assert_usage_error(&["serve", "--linger", "31622401", "0"]);
+}

@@ -109,23 +109,50 @@ fn both_directions_at_once_and_the_reply_to_a_goodbye_is_shown() {
     assert_eq!(from_server, lines);
 }
 
+/// An output that tells the test what it was given, as it is given.
+struct Watched(crossbeam_channel::Sender<Vec<u8>>);
+
+impl Write for Watched {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = self.0.send(buf.to_vec());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[test]
 fn a_crlf_goodbye_split_across_reads_is_not_shown() {
     let (server, mut peer) = pair();
-    let server = converse(
-        server,
-        Input::silent(),
-        options(Mode::Chat),
-        Shutdown::never(),
-    );
+    let peer_addr = server.peer_addr().unwrap();
+    let (shown_tx, shown) = crossbeam_channel::unbounded();
+    let (done_tx, done) = bounded(1);
+    thread::spawn(move || {
+        let mut out = Watched(shown_tx);
+        let mut input = Input::silent();
+        let options = options(Mode::Chat);
+        let result = conversation::run(
+            server,
+            peer_addr,
+            &mut input,
+            &mut out,
+            &options,
+            &Shutdown::never(),
+        );
+        let _ = done_tx.send(result);
+    });
     peer.write_all(b"hi\r\n\r").unwrap();
-    peer.flush().unwrap();
-    thread::sleep(Duration::from_millis(50)); // only to make a second read likely
+    // "hi\r\n" is shown once the first read is in; the last `\r` is held
+    // back. Only then does the rest go: the reads are split for sure.
+    assert_eq!(shown.recv_timeout(DEADLINE).unwrap(), b"hi\r\n");
     peer.write_all(b"\nnot shown\n").unwrap();
     peer.shutdown(std::net::Shutdown::Write).unwrap();
-    let (ending, shown, _) = server.recv_timeout(DEADLINE).unwrap();
+    let ending = done.recv_timeout(DEADLINE).unwrap();
     assert_eq!(ending.unwrap(), Ending::PeerGoodbye);
-    assert_eq!(shown, b"hi\r\n");
+    // Nothing more was shown: not the held `\r`, not what followed.
+    assert!(shown.try_recv().is_err());
     // The server closed cleanly: EOF, not a reset.
     let mut rest = Vec::new();
     peer.read_to_end(&mut rest).unwrap();

@@ -4,8 +4,9 @@
 
 mod support;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::Shutdown;
+use std::thread;
 
 use support::{
     connect, connect_raw, duplex, expect_eof_after, flood_until_closed, ipv6_loopback_available,
@@ -177,7 +178,9 @@ fn serve_peer_killed_takes_next_peer() {
     // The vanished peer ends its conversation with a line, never a hang.
     // Whatever its wording (an ending or an error), the next stderr line
     // after `connection from` reports the end of that conversation.
-    server.wait_for_stderr_line("a line about the killed peer", |_| true);
+    server.wait_for_stderr_line("the end of the killed peer's conversation", |l| {
+        l.starts_with("conversation with ") && (l.contains(" ended: ") || l.contains(" failed "))
+    });
     server.assert_running();
 
     // And the next peer is served.
@@ -304,11 +307,65 @@ fn serve_reset_by_peer_takes_next_peer() {
     assert!(peer.peek(&mut buf).expect("peek") > 0);
     drop(peer);
     // A line about the failed conversation, then the next peer is served.
-    server.wait_for_stderr_line("a line about the reset conversation", |_| true);
+    server.wait_for_stderr_line("the reset conversation's failure", |l| {
+        l.starts_with("conversation with ") && l.contains(" failed ") && l.contains("reset")
+    });
     server.assert_running();
     let mut next = connect_raw(addr);
     server.wait_for_stderr("connection from");
     send_raw(&mut next, b"next\n");
     server.wait_for_stdout(b"next\n");
     server.assert_running();
+}
+
+/// `serve --once` says how many bytes of input it read but did not send
+/// because the peer said goodbye first (issue 17, 2).
+#[test]
+fn serve_once_reports_input_not_sent_after_the_peers_goodbye() {
+    let mut server = duplex()
+        .args(["serve", "--once", "--linger", "0.5", "-b", "127.0.0.1", "0"])
+        .spawn();
+    let addr = server.wait_for_listening();
+    let mut stdin = server.take_stdin();
+    // Lines keep coming on stdin; count what the pipe took.
+    let writer = thread::spawn(move || {
+        let line = b"more input that the peer will not want\n".repeat(1600);
+        let mut taken = 0usize;
+        let deadline = std::time::Instant::now() + support::DEADLINE;
+        while std::time::Instant::now() < deadline {
+            match stdin.write(&line) {
+                Ok(n) => taken += n,
+                Err(_) => break,
+            }
+        }
+        taken
+    });
+    let mut peer = connect_raw(addr);
+    send_raw(&mut peer, b"\n");
+    let got = support::read_to_eof(&mut peer).unwrap_or_else(|(e, _)| panic!("{e}"));
+    drop(peer);
+    server.assert_exit(0);
+    let taken = writer.join().expect("writer");
+    let err = server.stderr();
+    let n: usize = err
+        .lines()
+        .find_map(|l| {
+            let at = l.find(" bytes of input not sent")?;
+            l[..at].rsplit(' ').next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no `N bytes of input not sent` line"));
+    // Everything read was sent or counted; what the pipe and the read-ahead
+    // still held when the server left is at most a few hundred KiB.
+    let read = got.len() + n;
+    assert!(n > 0, "nothing reported");
+    assert!(
+        read <= taken,
+        "sent {} + reported {n} > written {taken}",
+        got.len()
+    );
+    assert!(
+        taken - read <= 1 << 20,
+        "sent {} + reported {n} is far below the {taken} bytes written",
+        got.len()
+    );
 }

@@ -4,12 +4,13 @@
 use super::notices;
 use super::peer::{Deadline, Peer, Reports, STALL_GRACE, State};
 use super::{Batch, Bytes, GATHER_BYTES, GATHER_EVENTS, MAX_LINE, PeerEvent, PeerId};
-use crate::conversation::Ending;
+use crate::ending::Ending;
 use crate::error::{Error, Result, describe};
 use crate::input::{Chunk, Input};
 use crate::lines::{Cut, LineCutter};
 use crate::net::{Accepted, Acceptor};
 use crate::options::{ConversationOptions, RoomOptions};
+use crate::output::Output;
 use crate::shutdown::Shutdown;
 use crate::status::Status;
 use crossbeam_channel::{Receiver, RecvError, at, bounded, never, select};
@@ -62,7 +63,7 @@ pub(super) struct Hub<'a> {
     /// Input given back by an earlier user of `input`, taken first.
     held: Option<Chunk>,
     server: LineCutter,
-    output: &'a mut (dyn Write + Send),
+    output: &'a mut dyn Output,
     output_dirty: bool,
     output_open: bool,
     status: &'a Status,
@@ -92,7 +93,7 @@ impl<'a> Hub<'a> {
         room: &'a RoomOptions,
         options: &'a ConversationOptions,
         input: &'a mut Input,
-        output: &'a mut (dyn Write + Send),
+        output: &'a mut dyn Output,
         status: &'a Status,
         acceptor: Acceptor,
     ) -> Self {

@@ -61,14 +61,15 @@ mod hub;
 mod notices;
 mod peer;
 
-use crate::conversation::Ending;
+use crate::ending::Ending;
 use crate::error::{Error, Result};
 use crate::input::Input;
 use crate::net::Acceptor;
 use crate::options::{ConversationOptions, RoomOptions};
+use crate::output::Output;
 use crate::shutdown::Shutdown;
 use crate::status::Status;
-use std::io::{self, Write};
+use std::io;
 use std::net::TcpStream;
 use std::sync::Arc;
 
@@ -145,7 +146,7 @@ pub fn run(
     room: &RoomOptions,
     options: &ConversationOptions,
     input: &mut Input,
-    output: &mut (dyn Write + Send),
+    output: &mut dyn Output,
     shutdown: &Shutdown,
     status: &Status,
 ) -> Result<Ending> {

@@ -44,10 +44,11 @@ const SHOW_MAX: usize = 4096;
 // Builder
 
 /// What the child's stdin is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum StdinMode {
     Piped,
     Null,
+    File(std::path::PathBuf),
 }
 
 /// A `duplex` (or peer program) command line to spawn.
@@ -117,6 +118,12 @@ impl Cmd {
         self
     }
 
+    /// stdin is this file (read to its end, then end of input).
+    pub fn stdin_file(mut self, path: &Path) -> Self {
+        self.stdin = StdinMode::File(path.to_path_buf());
+        self
+    }
+
     /// Leave the stdout pipe to the test ([`Proc::take_stdout`]) instead of
     /// collecting it in a reader thread.
     pub fn stdout_manual(mut self) -> Self {
@@ -146,9 +153,13 @@ impl Cmd {
             .args(&self.args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .stdin(match self.stdin {
+            .stdin(match &self.stdin {
                 StdinMode::Piped => Stdio::piped(),
                 StdinMode::Null => Stdio::null(),
+                StdinMode::File(path) => match std::fs::File::open(path) {
+                    Ok(file) => Stdio::from(file),
+                    Err(e) => panic!("could not open {}: {e}", path.display()),
+                },
             });
         let mut child = command
             .spawn()
@@ -872,5 +883,139 @@ pub fn require_openbsd_nc() -> bool {
         true
     } else {
         skip("needs OpenBSD nc with -N (apt-get install netcat-openbsd)")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Slow readers and temporary files
+
+/// A file in the temp directory, removed on drop.
+pub struct TempFile(pub std::path::PathBuf);
+
+impl TempFile {
+    /// Writes `bytes` to a fresh file named after `name` and this process.
+    #[track_caller]
+    pub fn with(name: &str, bytes: &[u8]) -> TempFile {
+        let path = std::env::temp_dir().join(format!("duplex-test-{}-{name}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `n` bytes of numbered lines (`line 000001 ...\n`), none of them empty.
+pub fn numbered_lines(n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n + 64);
+    let mut i = 0u64;
+    while out.len() < n {
+        out.extend_from_slice(
+            format!("line {i:08} of a reply that takes a while to read\n").as_bytes(),
+        );
+        i += 1;
+    }
+    out.truncate(n);
+    out
+}
+
+/// A raw peer whose receive buffer is small (`SO_RCVBUF` set before
+/// connecting, so the window stays small): the server can push little more
+/// than it reads.
+#[track_caller]
+pub fn connect_small_window(addr: SocketAddr, rcvbuf: usize) -> TcpStream {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .expect("socket");
+    socket.set_recv_buffer_size(rcvbuf).expect("SO_RCVBUF");
+    socket
+        .connect_timeout(&addr.into(), DEADLINE)
+        .unwrap_or_else(|e| panic!("slow peer could not connect to {addr}: {e}"));
+    let s: TcpStream = socket.into();
+    prepare_raw(&s);
+    s
+}
+
+/// Reads `from` to its end at a bounded pace: at most `piece` bytes, then a
+/// `pause` (pacing, not synchronisation), under the deadline. Returns what
+/// was read and whether it ended in a clean EOF.
+pub fn read_paced(mut from: impl Read, piece: usize, pause: Duration) -> (Vec<u8>, bool) {
+    let deadline = Instant::now() + DEADLINE;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; piece];
+    while Instant::now() < deadline {
+        match from.read(&mut buf) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return (got, false),
+        }
+        thread::sleep(pause);
+    }
+    (got, false)
+}
+
+/// A flood of lines into a peer socket, on its own thread, counting what
+/// the socket took.
+pub struct Flood {
+    pub count: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: thread::JoinHandle<()>,
+}
+
+impl Flood {
+    /// Stops the flood (after the write under way) and joins its thread.
+    pub fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.handle.join();
+    }
+}
+
+/// Floods `peer` until a write fails, [`Flood::stop`], or the deadline.
+pub fn flood_counted(peer: TcpStream) -> Flood {
+    // A write blocked on a peer that stopped reading returns within a
+    // second, so a stop is seen.
+    peer.set_write_timeout(Some(Duration::from_secs(1)))
+        .expect("set_write_timeout");
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (counter, stopped) = (Arc::clone(&count), Arc::clone(&stop));
+    let handle = thread::spawn(move || {
+        let mut peer = peer;
+        let deadline = Instant::now() + DEADLINE;
+        let chunk = b"more and more lines\n".repeat(100);
+        while Instant::now() < deadline && !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            match peer.write(&chunk) {
+                Ok(n) => {
+                    counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    });
+    Flood {
+        count,
+        stop,
+        handle,
+    }
+}
+
+/// Waits (polling, under the deadline) until `count` reaches `at_least`.
+#[track_caller]
+pub fn wait_count(count: &std::sync::atomic::AtomicUsize, at_least: usize) {
+    let deadline = Instant::now() + DEADLINE;
+    while count.load(std::sync::atomic::Ordering::Relaxed) < at_least {
+        assert!(
+            Instant::now() < deadline,
+            "the flood never reached {at_least} bytes"
+        );
+        thread::sleep(POLL);
     }
 }
