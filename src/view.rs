@@ -91,6 +91,9 @@ const EDITOR_STOP: Duration = Duration::from_secs(2);
 /// may wait for the printer before it checks.
 const HANGUP_CHECK: Duration = Duration::from_millis(250);
 
+/// What the editor returns from `read_line` for Ctrl-C while typing.
+const INTERRUPT: &str = "\u{0}duplex:interrupt";
+
 /// The prefix of the host command for a paste with line breaks in it.
 const PASTE: &str = "\u{0}duplex:paste:";
 
@@ -481,6 +484,14 @@ impl Write for ViewOutput {
 fn typing_mode() -> Box<dyn EditMode> {
     let mut keys = default_emacs_keybindings();
     keys.remove_binding(KeyModifiers::CONTROL, KeyCode::Char('z'));
+    // As a host command, not reedline's CtrlC, which would leave the
+    // half-typed line on screen looking sent; this way the waiting line
+    // takes its place.
+    keys.add_binding(
+        KeyModifiers::CONTROL,
+        KeyCode::Char('c'),
+        ReedlineEvent::ExecuteHostCommand(INTERRUPT.into()),
+    );
     keys.add_binding(
         KeyModifiers::NONE,
         KeyCode::Tab,
@@ -606,22 +617,16 @@ impl Editor {
             match editor.read_line(&prompt) {
                 Ok(Signal::Success(line)) => self.submit(&line),
                 Ok(Signal::HostCommand(command)) => {
-                    if let Some(body) = command.strip_prefix(PASTE) {
+                    if command == INTERRUPT {
+                        self.interrupted(waiting);
+                    } else if let Some(body) = command.strip_prefix(PASTE) {
                         self.paste(&mut editor, body);
                     }
                 }
                 // Reedline gives CtrlD only on an empty prompt (otherwise it
                 // deletes a character): end of input, a goodbye.
                 Ok(Signal::CtrlD) => self.typed = None,
-                Ok(Signal::CtrlC) => match &self.interrupt {
-                    // After a goodbye the prompt promises that Ctrl-C quits.
-                    Some(trigger) if waiting => trigger.quit(restore_terminal),
-                    Some(trigger) => {
-                        trigger.interrupt(restore_terminal);
-                        self.typed = None;
-                    }
-                    None => self.typed = None,
-                },
+                Ok(Signal::CtrlC) => self.interrupted(waiting),
                 Ok(Signal::ExternalBreak(left)) => {
                     let shared = &self.shared;
                     if shared.finishing.load(Ordering::Relaxed)
@@ -641,6 +646,19 @@ impl Editor {
                     return String::new();
                 }
             }
+        }
+    }
+
+    /// Ctrl-C, typed (in raw mode it is a key, not SIGINT).
+    fn interrupted(&mut self, waiting: bool) {
+        match &self.interrupt {
+            // After a goodbye the prompt promises that Ctrl-C quits.
+            Some(trigger) if waiting => trigger.quit(restore_terminal),
+            Some(trigger) => {
+                trigger.interrupt(restore_terminal);
+                self.typed = None;
+            }
+            None => self.typed = None,
         }
     }
 
