@@ -103,10 +103,8 @@ impl Cli {
                 error.insert(
                     ContextKind::Suggested,
                     ContextValue::StyledStrs(vec![
-                        format!(
-                            "HOST and PORT are two arguments: duplex connect {host} {port}"
-                        )
-                        .into(),
+                        format!("HOST and PORT are two arguments: duplex connect {host} {port}")
+                            .into(),
                     ]),
                 );
             }

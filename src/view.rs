@@ -21,13 +21,31 @@
 //!   editor thread, `duplex-view-editor`, turns Enter into a line with `\n`
 //!   (an empty prompt gives `\n`, the empty-line goodbye), Ctrl-D on an empty
 //!   prompt into end of input, and Ctrl-C — a key in the editor's raw mode, not
-//!   SIGINT — into the same graceful shutdown as SIGINT ([`interrupt`]).
+//!   SIGINT — into the same graceful shutdown as SIGINT
+//!   ([`ShutdownTrigger::interrupt`]). Tab is a character; Ctrl-Z does
+//!   nothing; a paste with line breaks is sent line by line, without its
+//!   blank lines (a goodbye in the middle of a paste is never meant).
+//! - **Waiting.** After our goodbye, Ctrl-D or a first Ctrl-C (typed, or a
+//!   signal, seen by `duplex-view-out` on the [`Shutdown`]), the editor
+//!   swaps its key map for one that takes nothing but Ctrl-C (quit now), and
+//!   the prompt says what it waits for. The view hears from [`Status`]
+//!   (its presence hook) whether a peer is connected: lines typed while
+//!   nobody is are marked `(waiting)`, and `serve`'s next peer gets the
+//!   prompt back.
 //! - **Typed lines** go through a large bounded queue to `duplex-view-input`,
 //!   which forwards them into an [`Input::channel`]. The editor only ever
 //!   `try_send`s, so it never blocks outside `read_line` and always keeps
-//!   the printer queue moving; the forwarder may block on a conversation that
-//!   takes no more input, and is detached for the same reason as the stdin
-//!   thread (a thread blocked there has nothing to release).
+//!   the printer queue moving; the forwarder waits on the conversation and,
+//!   in every wait, on `end_input`, which a hang-up or `finish` drops, so
+//!   it can always be joined.
+//! - **Where it draws.** reedline paints on fd 2. When stderr is not this
+//!   terminal (`2>err.log`), fd 2 is pointed at the terminal (stdout's) for
+//!   the view's lifetime and put back by `finish`; status lines go to the
+//!   view and to the saved stderr.
+//! - **A vanished terminal.** `duplex-view-out` checks `isatty` every
+//!   `HANGUP_CHECK` (250 ms): a hung-up terminal fails it, SIGHUP or not. Then the
+//!   input ends (a goodbye) and fd 0 gets an empty non-blocking pipe, which
+//!   frees crossterm's reader from its loop on `read() == 0`.
 //! - **Incoming bytes** are written to [`ViewOutput`], which hands them to
 //!   `duplex-view-out`; that thread assembles lines, renders them (marker,
 //!   colour, timestamp, control bytes made visible) and queues them for the
@@ -42,7 +60,10 @@
 //!   mode, prints whatever is still queued, and then calls crossterm's
 //!   `disable_raw_mode` from its own thread anyway, which restores the termios
 //!   saved when raw mode was entered. The second-Ctrl-C path
-//!   ([`interrupt`]) restores the terminal the same way before `exit(130)`.
+//!   ([`ShutdownTrigger::interrupt`], given [`restore_terminal`]) restores
+//!   the terminal the same way before `exit(130)`.
+//!
+//! [`Status`]: crate::Status
 
 use crate::input::{Chunk, Input};
 use crate::options::{Command, Mode};
@@ -52,8 +73,8 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, never, select};
 use crossterm::event::{Event, KeyEvent};
 use reedline::{
     Color, EditCommand, EditMode, Emacs, ExternalPrinter, Highlighter, KeyCode, KeyModifiers,
-    Prompt, PromptEditMode, PromptHistorySearch, Reedline, ReedlineEvent, ReedlineRawEvent,
-    Signal, StyledText, default_emacs_keybindings,
+    Prompt, PromptEditMode, PromptHistorySearch, Reedline, ReedlineEvent, ReedlineRawEvent, Signal,
+    StyledText, default_emacs_keybindings,
 };
 use std::borrow::Cow;
 use std::fs::File;
@@ -701,7 +722,9 @@ impl Editor {
                 continue;
             }
             if show {
-                let shown = self.style.typed(line, self.shared.connected.load(Ordering::Relaxed));
+                let shown = self
+                    .style
+                    .typed(line, self.shared.connected.load(Ordering::Relaxed));
                 let _ = self.printer.try_send(shown);
             }
             self.send(line);
@@ -1094,7 +1117,10 @@ mod tests {
         assert_eq!(plain(false).incoming(b"hi\r", false), "\r\x1b[K< hi");
         assert_eq!(plain(false).incoming(b"rest", true), "\r\x1b[K+ rest");
         assert_eq!(plain(false).status("connected"), "\r\x1b[K-- connected");
-        assert_eq!(plain(false).typed("a\tb", false), "\r\x1b[K(waiting) > a    b");
+        assert_eq!(
+            plain(false).typed("a\tb", false),
+            "\r\x1b[K(waiting) > a    b"
+        );
     }
 
     #[test]

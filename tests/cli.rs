@@ -171,7 +171,11 @@ fn closed_port() -> String {
 
 #[test]
 fn cli_help_says_how_a_conversation_ends_first_and_gives_examples() {
-    for args in [&["--help"][..], &["serve", "--help"], &["connect", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["connect", "--help"],
+    ] {
         let out = run_with_env(args, &[]);
         let help = String::from_utf8_lossy(&out.stdout);
         let first: String = help.lines().take(6).collect::<Vec<_>>().join(" ");
@@ -185,7 +189,10 @@ fn cli_help_says_how_a_conversation_ends_first_and_gives_examples() {
             .skip(1)
             .take_while(|l| l.starts_with("  duplex") || l.starts_with("  printf"))
             .count();
-        assert!((3..=6).contains(&examples), "{args:?}: {examples} examples:\n{help}");
+        assert!(
+            (3..=6).contains(&examples),
+            "{args:?}: {examples} examples:\n{help}"
+        );
     }
     let top = run_with_env(&["--help"], &[]);
     assert!(String::from_utf8_lossy(&top.stdout).contains("-b 127.0.0.1"));
@@ -273,7 +280,9 @@ fn cli_common_options_may_go_before_the_subcommand() {
     assert!(client.stderr().trim().is_empty(), "{}", client.stderr());
     // --generate still stands alone.
     assert_eq!(
-        run_with_env(&["--generate", "man", "serve", "0"], &[]).status.code(),
+        run_with_env(&["--generate", "man", "serve", "0"], &[])
+            .status
+            .code(),
         Some(2)
     );
 }
@@ -285,7 +294,10 @@ fn cli_rust_log_selects_diagnostics_without_colour_in_a_redirected_stderr() {
     let out = run_with_env(&connect, &[("RUST_LOG", "duplex=debug")]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("DEBUG"), "RUST_LOG=duplex=debug: {err}");
-    assert!(!err.contains('\x1b'), "colour in a redirected stderr: {err:?}");
+    assert!(
+        !err.contains('\x1b'),
+        "colour in a redirected stderr: {err:?}"
+    );
     // A filter for other targets only: no duplex diagnostics.
     let out = run_with_env(&connect, &[("RUST_LOG", "other=trace")]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("DEBUG"));
@@ -295,5 +307,8 @@ fn cli_rust_log_selects_diagnostics_without_colour_in_a_redirected_stderr() {
     let out = run_with_env(&args, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("DEBUG"), "-vv: {err}");
-    assert!(!err.contains('\x1b'), "-vv: colour in a redirected stderr: {err:?}");
+    assert!(
+        !err.contains('\x1b'),
+        "-vv: colour in a redirected stderr: {err:?}"
+    );
 }

@@ -623,9 +623,8 @@ impl Tmux {
             .to_owned();
         let deadline = Instant::now() + DEADLINE;
         loop {
-            let children =
-                std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
-                    .unwrap_or_default();
+            let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+                .unwrap_or_default();
             if let Some(child) = children.split_whitespace().next() {
                 return child.to_owned();
             }
@@ -647,7 +646,10 @@ fn tabs_are_sent_typed_text_keeps_the_terminal_colour_and_lines_are_not_padded()
     // The typed text is drawn in the terminal's default colour: no SGR
     // foreground (reedline's default was white, `\e[37m`).
     let escaped = tmux.screen_with_escapes();
-    assert!(!escaped.contains("\x1b[37m"), "typed text forced to white: {escaped:?}");
+    assert!(
+        !escaped.contains("\x1b[37m"),
+        "typed text forced to white: {escaped:?}"
+    );
     tmux.press("Enter");
     server.wait_heard(b"a\tb\n");
 
@@ -691,8 +693,14 @@ fn a_paste_with_blank_lines_sends_its_other_lines_and_says_so_once() {
         1,
         "one note for the paste:\n{screen}"
     );
-    assert!(screen.contains("3 blank lines in the paste left out"), "{screen}");
-    assert!(screen.contains("> one") && screen.contains("> two"), "{screen}");
+    assert!(
+        screen.contains("3 blank lines in the paste left out"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("> one") && screen.contains("> two"),
+        "{screen}"
+    );
     tmux.type_text("ee");
     tmux.press("Enter");
     server.wait_heard(b"one\ntwo\nthree\n");
@@ -719,10 +727,17 @@ fn after_our_goodbye_the_view_says_what_it_waits_for_and_takes_no_input() {
     tmux.press("Enter");
     // Nothing was taken: the keys did not reach the prompt.
     let screen = tmux.wait_for("the waiting line, still", |s| {
-        s.lines().rev().find(|l| !l.trim().is_empty()).map(str::trim_end) == Some(waiting)
+        s.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(str::trim_end)
+            == Some(waiting)
     });
     assert!(!screen.contains("more"), "{screen}");
-    assert!(!screen.contains("--raw"), "no --raw hint in the view:\n{screen}");
+    assert!(
+        !screen.contains("--raw"),
+        "no --raw hint in the view:\n{screen}"
+    );
     let started = Instant::now();
     tmux.press("C-c");
     tmux.assert_exit_and_sane_terminal(130);

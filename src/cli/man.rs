@@ -13,7 +13,10 @@ pub(super) fn page(top: &Command) -> String {
     let version = top.get_version().unwrap_or("");
     let mut page = String::new();
     let p = &mut page;
-    let _ = writeln!(p, ".TH DUPLEX 1 \"\" \"duplex {version}\" \"User Commands\"");
+    let _ = writeln!(
+        p,
+        ".TH DUPLEX 1 \"\" \"duplex {version}\" \"User Commands\""
+    );
     section(p, "NAME");
     line(
         p,
@@ -47,7 +50,10 @@ pub(super) fn page(top: &Command) -> String {
 
     for sub in top.get_subcommands() {
         section(p, &format!("duplex {}", sub.get_name()).to_uppercase());
-        para(p, &escape(&sub.get_about().map(|a| a.to_string()).unwrap_or_default()));
+        para(
+            p,
+            &escape(&sub.get_about().map(|a| a.to_string()).unwrap_or_default()),
+        );
         for arg in sub.get_positionals() {
             item(p, &format!("\\fI{}\\fR", arg_value_name(arg)), arg);
         }
@@ -218,8 +224,14 @@ pub(super) fn page(top: &Command) -> String {
 
     section(p, "EXAMPLES");
     for (what, command) in [
-        ("Chat: on machine A, then on machine B", "duplex serve 9000\nduplex connect hostA 9000"),
-        ("Keep the server to this machine", "duplex serve -b 127.0.0.1 9000"),
+        (
+            "Chat: on machine A, then on machine B",
+            "duplex serve 9000\nduplex connect hostA 9000",
+        ),
+        (
+            "Keep the server to this machine",
+            "duplex serve -b 127.0.0.1 9000",
+        ),
         (
             "Send a line and print the reply, ending cleanly",
             "printf 'hello\\n' | duplex connect host 9000",
