@@ -7,6 +7,7 @@ use crate::net;
 use crate::options::ConnectOptions;
 use crate::shutdown::Shutdown;
 use crate::status::Status;
+use crate::transport::{self, Side};
 use std::io::Write;
 
 /// Connects and runs the conversation to its end.
@@ -17,7 +18,12 @@ pub fn connect(
     shutdown: &Shutdown,
     status: &Status,
 ) -> Result<Ending> {
-    let stream = net::connect(&options.host, options.port, options.connect_timeout)?;
+    let stream = net::connect(
+        &options.host,
+        options.port,
+        options.connect_timeout,
+        &options.net,
+    )?;
     let peer = stream.peer_addr().map_err(|source| Error::Connect {
         target: net::display_target(&options.host, options.port),
         tried: Vec::new(),
@@ -25,7 +31,15 @@ pub fn connect(
     })?;
     status.connected_to(peer);
     tracing::info!(%peer, "connected");
-    let ending = conversation::run(stream, peer, input, output, &options.conversation, shutdown)?;
+    let connection = transport::establish(stream, Side::Client, &options.conversation.security)?;
+    let ending = conversation::run(
+        connection,
+        peer,
+        input,
+        output,
+        &options.conversation,
+        shutdown,
+    )?;
     status.ended(peer, ending);
     if input.stopped_at_goodbye() {
         let unsent = input.discard_pending();
