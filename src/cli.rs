@@ -1,6 +1,8 @@
 //! The command line: clap types, the SECS parser, and the conversion into
 //! plain [`crate::options`]. Clap stops here; the engine never sees it.
 
+mod man;
+
 use crate::options::{
     Access, Command, ConnectOptions, ConversationOptions, Family, Mode, NetOptions, RoomOptions,
     ServeOptions,
@@ -8,15 +10,40 @@ use crate::options::{
 use crate::view::{ColorChoice, ViewOptions};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
+use std::ffi::OsString;
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::time::Duration;
+
+/// How a conversation ends, said first in `--help` and in the man page.
+const ENDING: &str = "\
+A conversation ends when either side sends an empty line or reaches the end \
+of its input (Ctrl-D, or the end of a pipe): everything sent arrives, the \
+peer's reply is still shown until it closes (or is silent for --linger \
+seconds), and the socket is closed cleanly. Ctrl-C does the same and exits \
+130; a second Ctrl-C exits at once. With --raw, blank lines are data and \
+each direction ends on its own end of input.";
+
+const TOP_EXAMPLES: &str = "\
+Examples:
+  duplex serve 9000                             chat with whoever connects (every address)
+  duplex serve -b 127.0.0.1 9000                the same, reachable from this machine only
+  duplex connect localhost 9000                 chat with that server
+  printf 'hello\\n' | duplex connect host 9000   send a line, print the reply, end cleanly
+  duplex serve --once --raw 9000 > file         receive one file (send: duplex connect --raw host 9000 < file)
+
+Options may go before or after the subcommand. Exit status: 0 ended normally,
+1 error (one line on stderr), 2 bad command line, 130 Ctrl-C/SIGTERM.
+The whole manual: duplex --generate man > duplex.1 && man ./duplex.1";
 
 /// A threaded, full-duplex TCP chat tool: a friendlier, safer netcat.
 #[derive(Debug, Parser)]
 #[command(
     name = "duplex",
     version,
+    about = "A threaded, full-duplex TCP chat tool: a friendlier, safer netcat",
+    long_about = format!("A threaded, full-duplex TCP chat tool: a friendlier, safer netcat.\n\n{ENDING}"),
+    after_help = TOP_EXAMPLES,
     propagate_version = true,
     args_conflicts_with_subcommands = true
 )]
@@ -32,7 +59,7 @@ pub struct Cli {
 /// `--generate KIND`: what packagers ship next to the binary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Generate {
-    /// A roff man page, `duplex.1`.
+    /// A roff man page, `duplex.1`: both subcommands, every option.
     Man,
     /// Bash completions.
     CompleteBash,
@@ -52,6 +79,42 @@ pub enum Action {
 }
 
 impl Cli {
+    /// Parses the command line as the binary does: options given before the
+    /// subcommand (`duplex -q serve 0`) are taken as if given after it, and
+    /// `connect HOST:PORT` is told to write `connect HOST PORT`. A usage
+    /// error prints clap's message and exits 2.
+    pub fn parse_args<I, T>(args: I) -> Cli
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        Cli::try_parse_args(args).unwrap_or_else(|error| error.exit())
+    }
+
+    /// [`Cli::parse_args`] without exiting.
+    pub fn try_parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        let args = options_after_subcommand(args.into_iter().map(Into::into).collect());
+        Cli::try_parse_from(&args).map_err(|mut error| {
+            if error.kind() == clap::error::ErrorKind::MissingRequiredArgument
+                && let Some((host, port)) = host_port_in_one(&args)
+            {
+                use clap::error::{ContextKind, ContextValue};
+                error.insert(
+                    ContextKind::Suggested,
+                    ContextValue::StyledStrs(vec![
+                        format!("HOST and PORT are two arguments: duplex connect {host} {port}")
+                            .into(),
+                    ]),
+                );
+            }
+            error
+        })
+    }
+
     /// What to do. Neither a subcommand nor `--generate` is clap's usage
     /// error: it prints the message and exits 2.
     pub fn action(self) -> Action {
@@ -68,11 +131,50 @@ impl Cli {
     }
 }
 
+/// `duplex -q serve 0` → `duplex serve -q 0`: everything between the program
+/// name and the first `serve`/`connect` moves after the subcommand, where
+/// clap expects the options. `--generate` stays where it is (it takes no
+/// subcommand, and clap says so).
+fn options_after_subcommand(mut args: Vec<OsString>) -> Vec<OsString> {
+    let Some(at) = args
+        .iter()
+        .position(|a| a == "serve" || a == "connect")
+        .filter(|&at| at > 1)
+    else {
+        return args;
+    };
+    if args[1..at]
+        .iter()
+        .any(|a| a.to_str().is_some_and(|a| a.starts_with("--generate")))
+    {
+        return args;
+    }
+    let sub = args.remove(at);
+    args.insert(1, sub);
+    args
+}
+
+/// `connect 127.0.0.1:9000` (or `[::1]:9000`, `localhost:9000`): the host
+/// and the port the user meant, for the "missing PORT" message.
+fn host_port_in_one(args: &[OsString]) -> Option<(String, u16)> {
+    let at = args.iter().position(|a| a == "connect")?;
+    args[at + 1..].iter().find_map(|arg| {
+        let (host, port) = arg.to_str()?.rsplit_once(':')?;
+        let port: u16 = port.parse().ok()?;
+        let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(v6) => v6,
+            None if host.contains(':') || host.is_empty() => return None,
+            None => host,
+        };
+        Some((host.to_owned(), port))
+    })
+}
+
 /// Writes the man page or completions for `kind` to `out`.
 pub fn generate(kind: Generate, out: &mut dyn Write) -> io::Result<()> {
     let mut command = Cli::command();
     let shell = match kind {
-        Generate::Man => return clap_mangen::Man::new(command).render(out),
+        Generate::Man => return out.write_all(man::page(&command).as_bytes()),
         Generate::CompleteBash => clap_complete::Shell::Bash,
         Generate::CompleteZsh => clap_complete::Shell::Zsh,
         Generate::CompleteFish => clap_complete::Shell::Fish,
@@ -85,16 +187,23 @@ pub fn generate(kind: Generate, out: &mut dyn Write) -> io::Result<()> {
 #[derive(Debug, Subcommand)]
 pub enum Sub {
     /// Listen on PORT and talk to whoever connects.
-    #[command(after_help = SERVE_EXAMPLES)]
+    #[command(
+        long_about = format!("Listen on PORT (every address unless -b) and talk to whoever connects, one peer at a time (or many with --room).\n\n{ENDING}"),
+        after_help = SERVE_EXAMPLES
+    )]
     Serve(ServeArgs),
     /// Connect to HOST PORT and talk.
-    #[command(after_help = CONNECT_EXAMPLES)]
+    #[command(
+        long_about = format!("Connect to HOST PORT and talk.\n\n{ENDING}"),
+        after_help = CONNECT_EXAMPLES
+    )]
     Connect(ConnectArgs),
 }
 
 const SERVE_EXAMPLES: &str = "\
 Examples:
   duplex serve 9000                            chat with whoever connects, one at a time
+  duplex serve -b 127.0.0.1 9000               the same, reachable from this machine only
   duplex serve --once --raw 9000 > file        receive one file, then exit
   duplex serve -q --recv-only -b 127.0.0.1 0   a loopback test server; read its port from stderr
   duplex serve --room 9000                     a chat room for many peers";
@@ -112,7 +221,8 @@ pub struct ServeArgs {
     #[arg(value_name = "PORT")]
     pub port: u16,
     /// Local address to listen on (IPv4 or IPv6 literal, or host name)
-    /// [default: 0.0.0.0; :: with -6].
+    /// [default: 0.0.0.0, every address; :: with -6]. -b 127.0.0.1 keeps it
+    /// to this machine.
     #[arg(short, long, value_name = "ADDR")]
     pub bind: Option<String>,
     /// End after the first conversation.
@@ -308,6 +418,7 @@ impl CommonArgs {
                 ColorArg::Never => ColorChoice::Never,
             },
             timestamps: self.timestamps,
+            linger: self.linger,
             interrupt: None,
         }
     }

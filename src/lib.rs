@@ -105,23 +105,23 @@ pub fn run_interactive(
     if !view::wanted(command) {
         return run(command, shutdown, status);
     }
+    let room = matches!(command, Command::Serve(serve) if serve.room.is_some());
     let view::Parts {
         view,
         mut input,
         mut output,
         status_sink,
-    } = view::View::start(options).map_err(|source| Error::Local {
+        presence,
+    } = view::View::start(options, room, shutdown).map_err(|source| Error::Local {
         op: "could not start the terminal view",
         source,
     })?;
     // Restores the terminal on every way out of here, even an unwinding
     // one; `finish` below does it too, after showing what is queued.
     let _restore = view::RestoreOnDrop;
-    let status = if view::stderr_is_stdout() {
-        status.to_sink(status_sink)
-    } else {
-        status.clone()
-    };
+    // Status lines show in the view (and, when stderr is redirected, go
+    // there too: the view's sink does both).
+    let status = status.to_sink(status_sink).with_presence(presence);
     let ending = run_on(command, &mut input, &mut output, shutdown, &status);
     // The editor may be waiting to hand over a line: let it go first.
     drop(input);

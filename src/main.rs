@@ -2,21 +2,22 @@
 //! Ctrl-C, run the library, and map the outcome to an exit code (SPEC,
 //! "Endings and exit codes"). Everything else lives in the library.
 
-use clap::Parser;
-use duplex::cli::{Action, Cli};
+use duplex::cli::{Action, Cli, ColorArg};
 use duplex::{Ending, Status};
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, IsTerminal, Write};
+use std::os::fd::AsFd;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 fn main() -> ExitCode {
     // Usage errors exit 2 with clap's message; --help and --version exit 0.
-    let sub = match Cli::parse().action() {
+    let sub = match Cli::parse_args(std::env::args_os()).action() {
         Action::Generate(kind) => return generate(kind),
         Action::Run(sub) => sub,
     };
     let common = sub.common();
-    init_tracing(common.verbose);
+    init_tracing(common.verbose, common.color);
     let status = Status::stderr(common.quiet);
     let mut view = common.view();
 
@@ -25,8 +26,10 @@ fn main() -> ExitCode {
     view.interrupt = Some(Arc::clone(&trigger));
     // First Ctrl-C/SIGTERM (or Ctrl-C typed in the terminal view): every
     // conversation closes gracefully, then we exit 130. A second one:
-    // restore the terminal and exit at once.
-    if let Err(error) = ctrlc::set_handler(move || duplex::view::interrupt(&trigger)) {
+    // restore the terminal and exit at once (the policy is in shutdown.rs).
+    if let Err(error) =
+        ctrlc::set_handler(move || trigger.interrupt(duplex::view::restore_terminal))
+    {
         tracing::warn!(%error, "could not install the Ctrl-C handler");
     }
 
@@ -53,20 +56,77 @@ fn generate(kind: duplex::cli::Generate) -> ExitCode {
 }
 
 /// Diagnostics go to stderr, only with -v or RUST_LOG: stdout is data.
-fn init_tracing(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
-    let filter = match EnvFilter::try_from_default_env() {
-        Ok(filter) => filter,
-        Err(_) => EnvFilter::new(match verbose {
-            0 => "off",
-            1 => "duplex=info",
-            2 => "duplex=debug",
-            _ => "trace",
-        }),
+///
+/// `RUST_LOG` takes `tracing_subscriber`'s `Targets` syntax (`debug`,
+/// `duplex=debug`, `duplex=trace,warn`), which needs no regex engine.
+/// Colour only when stderr is a terminal and neither `--color never` nor
+/// `NO_COLOR` says otherwise: a redirected log never gets escape codes.
+fn init_tracing(verbose: u8, color: ColorArg) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let from_verbose = || match verbose {
+        0 => Targets::new(),
+        1 => Targets::new().with_target("duplex", LevelFilter::INFO),
+        2 => Targets::new().with_target("duplex", LevelFilter::DEBUG),
+        _ => Targets::new().with_default(LevelFilter::TRACE),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr)
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(text) if !text.trim().is_empty() => match text.parse::<Targets>() {
+            Ok(filter) => filter,
+            Err(error) => {
+                let _ = writeln!(io::stderr(), "duplex: RUST_LOG={text:?} ignored: {error}");
+                from_verbose()
+            }
+        },
+        _ => from_verbose(),
+    };
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let ansi = match color {
+        ColorArg::Always => io::stderr().is_terminal(),
+        ColorArg::Never => false,
+        ColorArg::Auto => io::stderr().is_terminal() && !no_color,
+    };
+    // Our own copy of fd 2: the terminal view may point fd 2 at the
+    // terminal while it draws (view.rs), and diagnostics keep going where
+    // the user sent stderr.
+    let writer = match io::stderr().as_fd().try_clone_to_owned() {
+        Ok(fd) => DiagWriter(Some(Arc::new(Mutex::new(File::from(fd))))),
+        Err(_) => DiagWriter(None),
+    };
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
         .with_target(false)
+        .with_ansi(ansi);
+    tracing_subscriber::registry()
+        .with(layer.with_filter(filter))
         .init();
+}
+
+/// Where diagnostics go: the duplicate of stderr taken at start-up, or
+/// nowhere when stderr was not open.
+#[derive(Clone)]
+struct DiagWriter(Option<Arc<Mutex<File>>>);
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for DiagWriter {
+    type Writer = DiagWriter;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl Write for DiagWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &self.0 {
+            // One event is one write: a poisoned lock still guards a file.
+            Some(file) => match file.lock() {
+                Ok(mut file) => file.write(buf),
+                Err(poisoned) => poisoned.into_inner().write(buf),
+            },
+            None => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }

@@ -1,4 +1,6 @@
-//! Ctrl-C and SIGTERM as a channel event.
+//! Ctrl-C and SIGTERM as a channel event, and the policy for them: the
+//! first one closes every conversation gracefully, a second one exits 130 at
+//! once ([`ShutdownTrigger::interrupt`]; SPEC, "Endings").
 //!
 //! The trigger holds the only sender of a channel that never carries a
 //! message; firing it drops that sender, so every clone of the receiver wakes
@@ -24,6 +26,25 @@ impl ShutdownTrigger {
             Err(poisoned) => poisoned.into_inner(),
         };
         sender.take().is_some()
+    }
+
+    /// Ctrl-C or SIGTERM, whether from the signal handler or typed in the
+    /// terminal view: the first fires the graceful shutdown; a second one
+    /// runs `before_exit` (the binary restores the terminal there) and
+    /// exits 130 at once, whatever the conversations are doing.
+    pub fn interrupt(&self, before_exit: impl FnOnce()) {
+        if !self.fire() {
+            self.quit(before_exit);
+        }
+    }
+
+    /// Quits at once, as a second Ctrl-C does: fires the shutdown (for
+    /// anything still watching it), runs `before_exit`, and exits 130. For
+    /// a Ctrl-C the view was told to take as "quit now".
+    pub fn quit(&self, before_exit: impl FnOnce()) -> ! {
+        self.fire();
+        before_exit();
+        std::process::exit(130);
     }
 }
 

@@ -12,11 +12,17 @@ use std::sync::Arc;
 /// above its prompt instead.
 pub type Sink = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// Told whether a peer is connected now (true on `connected to` or
+/// `connection from`, false when that conversation ends), quiet or not: the
+/// terminal view marks lines typed while nobody is there.
+pub type Presence = Arc<dyn Fn(bool) + Send + Sync>;
+
 /// Writes status lines, unless quiet.
 #[derive(Clone)]
 pub struct Status {
     quiet: bool,
     sink: Sink,
+    presence: Option<Presence>,
 }
 
 impl fmt::Debug for Status {
@@ -36,12 +42,17 @@ impl Status {
                 // Nowhere left to report a failing stderr; never panic for it.
                 let _ = writeln!(io::stderr().lock(), "{line}");
             }),
+            presence: None,
         }
     }
 
     /// Status lines to `sink`, or none when `quiet`.
     pub fn with_sink(quiet: bool, sink: Sink) -> Self {
-        Status { quiet, sink }
+        Status {
+            quiet,
+            sink,
+            presence: None,
+        }
     }
 
     /// The same status lines (quiet or not), sent to `sink` instead.
@@ -49,6 +60,21 @@ impl Status {
         Status {
             quiet: self.quiet,
             sink,
+            presence: self.presence.clone(),
+        }
+    }
+
+    /// The same status lines, and `presence` told when a peer comes and goes.
+    pub fn with_presence(&self, presence: Presence) -> Self {
+        Status {
+            presence: Some(presence),
+            ..self.clone()
+        }
+    }
+
+    fn present(&self, connected: bool) {
+        if let Some(presence) = &self.presence {
+            presence(connected);
         }
     }
 
@@ -66,21 +92,25 @@ impl Status {
 
     /// A peer connected to our server.
     pub fn connection_from(&self, peer: SocketAddr) {
+        self.present(true);
         self.line(format_args!("connection from {peer}"));
     }
 
     /// We connected to a server.
     pub fn connected_to(&self, peer: SocketAddr) {
+        self.present(true);
         self.line(format_args!("connected to {peer}"));
     }
 
     /// A conversation ended normally, and why.
     pub fn ended(&self, peer: SocketAddr, ending: Ending) {
+        self.present(false);
         self.line(format_args!("conversation with {peer} ended: {ending}"));
     }
 
     /// A conversation failed, and the server goes on.
     pub fn failed(&self, error: &crate::Error) {
+        self.present(false);
         self.line(format_args!("{error}"));
     }
 }

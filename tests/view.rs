@@ -604,9 +604,15 @@ fn a_room_in_the_view_colours_peers_in_join_order_and_dims_notices() {
         .lines()
         .find(|l| l.contains("* you are"))
         .unwrap_or_else(|| panic!("no welcome:\n{screen}"));
+    // capture-pane writes an SGR only where attributes change, so a run of
+    // dim lines shares one: what counts is the last SGR before the notice.
+    let at = screen.find("* you are [127.0.0.1:").expect("the welcome");
+    let sgr_at = screen[..at]
+        .rfind("\x1b[")
+        .expect("an SGR before the welcome");
     assert!(
-        welcome.contains("\x1b[2m* you are [127.0.0.1:"),
-        "{welcome:?}"
+        screen[sgr_at..at].starts_with("\x1b[2m"),
+        "the welcome is not dimmed: {screen:?}"
     );
     assert!(welcome.contains("; here: [server], [alice]"), "{welcome:?}");
     assert!(
@@ -618,7 +624,9 @@ fn a_room_in_the_view_colours_peers_in_join_order_and_dims_notices() {
         .lines()
         .find(|l| l.contains("[alice] hi zed"))
         .expect("alice's line");
-    assert!(said.contains("\x1b[32m< [alice] hi zed"), "{said:?}");
+    // tmux may put a background reset between the colour and the text.
+    let before = &said[..said.find("< [alice] hi zed").expect("the text")];
+    assert!(before.contains("\x1b[32m"), "{said:?}");
 
     tmux.press("C-d");
     tmux.assert_exit_and_sane_terminal(0);
@@ -626,4 +634,358 @@ fn a_room_in_the_view_colours_peers_in_join_order_and_dims_notices() {
     drop((alice, heard));
     let status = room.wait().expect("the room exits");
     assert_eq!(status.code(), Some(0));
+}
+
+// ---------------------------------------------------------------------------
+// Issue 10 (the view as a new user meets it) and issue 17 (points 4 and 5)
+
+/// A peer of our own that greets, records what it hears, notices our EOF,
+/// and never closes until dropped: a conversation that lingers.
+struct Holder {
+    addr: SocketAddr,
+    heard: Arc<Mutex<Vec<u8>>>,
+    eof: Arc<std::sync::atomic::AtomicBool>,
+    _release: crossbeam_channel::Sender<()>,
+}
+
+impl Holder {
+    fn start(greeting: &'static [u8]) -> Holder {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let eof = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (release, released) = crossbeam_channel::bounded::<()>(0);
+        thread::Builder::new()
+            .name("test-holder".into())
+            .spawn({
+                let heard = Arc::clone(&heard);
+                let eof = Arc::clone(&eof);
+                move || {
+                    let Ok((mut stream, _)) = listener.accept() else {
+                        return;
+                    };
+                    let _ = stream.write_all(greeting);
+                    let mut buf = [0; 4096];
+                    while let Ok(n @ 1..) = stream.read(&mut buf) {
+                        heard.lock().expect("heard").extend_from_slice(&buf[..n]);
+                    }
+                    eof.store(true, Ordering::Relaxed);
+                    // Hold the socket open until the test lets go.
+                    let _ = released.recv_timeout(DEADLINE);
+                    drop(stream);
+                }
+            })
+            .expect("spawn holder");
+        Holder {
+            addr,
+            heard,
+            eof,
+            _release: release,
+        }
+    }
+
+    fn heard(&self) -> Vec<u8> {
+        self.heard.lock().expect("heard").clone()
+    }
+
+    #[track_caller]
+    fn wait_eof(&self) {
+        let deadline = Instant::now() + DEADLINE;
+        while !self.eof.load(Ordering::Relaxed) {
+            assert!(Instant::now() < deadline, "no EOF from duplex");
+            thread::sleep(POLL);
+        }
+    }
+}
+
+impl Tmux {
+    fn screen_with_escapes(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-e"]).stdout).into_owned()
+    }
+
+    /// The pid of the program the pane's shell runs in the foreground.
+    fn child_of_shell(&self) -> String {
+        let shell = String::from_utf8_lossy(&self.run(&["display", "-p", "#{pane_pid}"]).stdout)
+            .trim()
+            .to_owned();
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+                .unwrap_or_default();
+            if let Some(child) = children.split_whitespace().next() {
+                return child.to_owned();
+            }
+            assert!(Instant::now() < deadline, "the shell runs no program");
+            thread::sleep(POLL);
+        }
+    }
+}
+
+#[test]
+fn tabs_are_sent_typed_text_keeps_the_terminal_colour_and_lines_are_not_padded() {
+    let Some(tmux) = Tmux::start() else { return };
+    let mut server = Server::start();
+    tmux.connect(server.addr, "--color always");
+    tmux.type_text("a\tb");
+    tmux.wait_for("the typed tab", |s| {
+        prompt_line(s).is_some_and(|l| l.starts_with("> a") && l.ends_with('b'))
+    });
+    // The typed text is drawn in the terminal's default colour: no SGR
+    // foreground (reedline's default was white, `\e[37m`).
+    let escaped = tmux.screen_with_escapes();
+    assert!(
+        !escaped.contains("\x1b[37m"),
+        "typed text forced to white: {escaped:?}"
+    );
+    tmux.press("Enter");
+    server.wait_heard(b"a\tb\n");
+
+    server.say(b"first\nsecond\nthird\n");
+    tmux.wait_for("the peer's lines", |s| s.contains("< third"));
+    // Printed lines end where their text ends: after a resize to a third of
+    // the width they are still one row each, not padded rows reflowed into
+    // three.
+    tmux.run(&["resize-window", "-x", "40"]);
+    let screen = tmux.wait_for("the narrow screen", |s| {
+        s.lines().all(|l| l.chars().count() <= 40)
+    });
+    let lines: Vec<&str> = screen.lines().collect();
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.trim_end() == needle)
+            .unwrap_or_else(|| panic!("no {needle:?}:\n{screen}"))
+    };
+    assert_eq!(at("< second"), at("< first") + 1, "{screen}");
+    assert_eq!(at("< third"), at("< second") + 1, "{screen}");
+    tmux.press("Enter");
+    tmux.assert_exit_and_sane_terminal(0);
+    assert_eq!(server.wait_exit(), 0);
+}
+
+#[test]
+fn a_paste_with_blank_lines_sends_its_other_lines_and_says_so_once() {
+    let Some(tmux) = Tmux::start() else { return };
+    let mut server = Server::start();
+    tmux.connect(server.addr, "--color never");
+    tmux.run(&["set-buffer", "--", "one\n\ntwo\n\n\nthr"]);
+    // -p: as a bracketed paste, which the view asked the terminal for.
+    tmux.run(&["paste-buffer", "-p"]);
+    server.wait_heard(b"one\ntwo\n");
+    let screen = tmux.wait_for("the rest of the paste at the prompt", |s| {
+        prompt_line(s) == Some("> thr")
+    });
+    assert_eq!(
+        screen.matches("left out").count(),
+        1,
+        "one note for the paste:\n{screen}"
+    );
+    assert!(
+        screen.contains("3 blank lines in the paste left out"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("> one") && screen.contains("> two"),
+        "{screen}"
+    );
+    tmux.type_text("ee");
+    tmux.press("Enter");
+    server.wait_heard(b"one\ntwo\nthree\n");
+    // Still talking: the blank lines were no goodbye.
+    server.say(b"still here\n");
+    tmux.wait_for("the server's line", |s| s.contains("< still here"));
+    tmux.press("Enter");
+    tmux.assert_exit_and_sane_terminal(0);
+    assert_eq!(server.wait_exit(), 0);
+    assert_eq!(server.heard(), b"one\ntwo\nthree\n");
+}
+
+#[test]
+fn after_our_goodbye_the_view_says_what_it_waits_for_and_takes_no_input() {
+    let Some(tmux) = Tmux::start() else { return };
+    let holder = Holder::start(b"hello\n");
+    tmux.connect(holder.addr, "--color never --linger 20");
+    tmux.wait_for("the greeting", |s| s.contains("< hello"));
+    tmux.press("Enter");
+    holder.wait_eof();
+    let waiting = "-- waiting up to 20s for the peer to close \u{2014} Ctrl-C to quit now";
+    tmux.wait_for("the waiting line", |s| s.contains(waiting));
+    tmux.type_text("more");
+    tmux.press("Enter");
+    // Nothing was taken: the keys did not reach the prompt.
+    let screen = tmux.wait_for("the waiting line, still", |s| {
+        s.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(str::trim_end)
+            == Some(waiting)
+    });
+    assert!(!screen.contains("more"), "{screen}");
+    assert!(
+        !screen.contains("--raw"),
+        "no --raw hint in the view:\n{screen}"
+    );
+    let started = Instant::now();
+    tmux.press("C-c");
+    tmux.assert_exit_and_sane_terminal(130);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "Ctrl-C did not quit now, it waited out the linger"
+    );
+    assert_eq!(holder.heard(), b"\n");
+}
+
+#[test]
+fn a_first_ctrl_c_stops_input_and_says_so_and_a_second_quits() {
+    let Some(tmux) = Tmux::start() else { return };
+    let holder = Holder::start(b"hello\n");
+    tmux.connect(holder.addr, "--color never --linger 20");
+    tmux.type_text("half");
+    tmux.wait_for("the half-typed text", |s| prompt_line(s) == Some("> half"));
+    tmux.press("C-c");
+    holder.wait_eof();
+    let screen = tmux.wait_for("the waiting line", |s| {
+        s.contains("-- waiting up to 20s for the peer to close \u{2014} Ctrl-C to quit now")
+    });
+    assert!(!screen.contains("half"), "{screen}");
+    tmux.press("C-c");
+    tmux.assert_exit_and_sane_terminal(130);
+    assert_eq!(holder.heard(), b"");
+}
+
+#[test]
+fn ctrl_z_never_empties_the_line() {
+    let Some(tmux) = Tmux::start() else { return };
+    let mut server = Server::start();
+    tmux.connect(server.addr, "--color never");
+    tmux.type_text("xyz");
+    tmux.wait_for("the typed text", |s| prompt_line(s) == Some("> xyz"));
+    tmux.press("C-z");
+    tmux.type_text("!");
+    tmux.wait_for("the line, kept", |s| prompt_line(s) == Some("> xyz!"));
+    tmux.press("Enter");
+    server.wait_heard(b"xyz!\n");
+    tmux.press("C-d");
+    tmux.assert_exit_and_sane_terminal(0);
+    assert_eq!(server.wait_exit(), 0);
+}
+
+#[test]
+fn lines_typed_while_nobody_is_connected_are_marked_waiting() {
+    let Some(tmux) = Tmux::start() else { return };
+    tmux.shell(&format!(
+        "{DUPLEX} serve --once --color never -b 127.0.0.1 0; echo exit=$?"
+    ));
+    let screen = tmux.wait_for("the listening line", |s| {
+        s.contains("-- listening on") && prompt_line(s).is_some()
+    });
+    let addr: SocketAddr = screen
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("-- listening on "))
+        .expect("listening line")
+        .trim()
+        .parse()
+        .expect("an address");
+    tmux.shell_line_into_view("early");
+    tmux.wait_for("the waiting mark", |s| {
+        s.lines().any(|l| l.trim_end() == "(waiting) > early")
+    });
+    let mut peer = std::net::TcpStream::connect(addr).expect("connect");
+    peer.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let mut buf = [0; 6];
+    peer.read_exact(&mut buf).expect("the waiting line arrives");
+    assert_eq!(&buf, b"early\n");
+    tmux.wait_for("the connection", |s| s.contains("-- connection from"));
+    tmux.shell_line_into_view("later");
+    let mut buf = [0; 6];
+    peer.read_exact(&mut buf).expect("the next line");
+    assert_eq!(&buf, b"later\n");
+    let screen = tmux.screen();
+    assert!(
+        screen.lines().any(|l| l.trim_end() == "> later"),
+        "a line sent to a peer is not marked:\n{screen}"
+    );
+    peer.write_all(b"\n").expect("goodbye");
+    peer.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    tmux.assert_exit_and_sane_terminal(0);
+}
+
+#[test]
+fn the_view_draws_on_the_terminal_when_stderr_is_redirected() {
+    let Some(tmux) = Tmux::start() else { return };
+    let mut server = Server::start();
+    let log = std::env::temp_dir().join(format!("duplex-view-stderr-{}.log", std::process::id()));
+    tmux.shell(&format!(
+        "{DUPLEX} connect --color never {} {} 2>{}; echo exit=$?",
+        server.addr.ip(),
+        server.addr.port(),
+        log.display()
+    ));
+    tmux.wait_for("the view's prompt after `connected to`", |s| {
+        s.contains("-- connected to") && prompt_line(s).is_some()
+    });
+    server.say(b"hi there\n");
+    tmux.wait_for("the peer's line", |s| s.contains("< hi there"));
+    tmux.shell_line_into_view("typed");
+    server.wait_heard(b"typed\n");
+    tmux.press("Enter");
+    tmux.assert_exit_and_sane_terminal(0);
+    assert_eq!(server.wait_exit(), 0);
+    let written = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    // Status lines go to the redirected stderr too; the view does not.
+    assert!(written.contains("connected to"), "{written:?}");
+    assert!(written.contains("ended"), "{written:?}");
+    assert!(
+        !written.contains("hi there") && !written.contains('\x1b'),
+        "the view was drawn into the file: {written:?}"
+    );
+}
+
+/// utime + stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state is field 3, utime 14, stime 15 (1-based).
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+#[test]
+fn a_terminal_that_vanishes_without_sighup_ends_input_without_spinning() {
+    let Some(tmux) = Tmux::start() else { return };
+    let holder = Holder::start(b"hello\n");
+    // The shell, the session leader, ignores the hang-up and stays: the
+    // kernel sends SIGHUP to no one else, so duplex only sees its terminal
+    // go dead.
+    tmux.shell("trap '' HUP");
+    tmux.connect(holder.addr, "--color never --linger 3");
+    tmux.wait_for("the greeting", |s| s.contains("< hello"));
+    let pid = tmux.child_of_shell();
+    tmux.run(&["kill-server"]);
+    // End of input: our goodbye reaches the peer.
+    holder.wait_eof();
+    let before = cpu_ticks(&pid);
+    let measured_from = Instant::now();
+    thread::sleep(Duration::from_secs(1));
+    let after = cpu_ticks(&pid);
+    if let (Some(before), Some(after)) = (before, after) {
+        // 100 ticks a second: a busy loop uses about 100.
+        assert!(
+            after - before <= 20,
+            "duplex used {} ticks of CPU in {:?} after its terminal went",
+            after - before,
+            measured_from.elapsed()
+        );
+    }
+    // The peer never closes: the linger ends it, and duplex exits.
+    let deadline = Instant::now() + DEADLINE;
+    while !exited(&pid) {
+        assert!(
+            Instant::now() < deadline,
+            "duplex (pid {pid}) is still running after its terminal went"
+        );
+        thread::sleep(POLL);
+    }
+    assert_eq!(holder.heard(), b"");
 }
