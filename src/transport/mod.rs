@@ -1,0 +1,3 @@
+//! Transports below the conversation: how bytes cross the connection.
+
+pub mod tls;
