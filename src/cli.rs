@@ -252,6 +252,7 @@ impl CommonArgs {
             idle_timeout: self.idle_timeout,
             recv_only: self.recv_only,
             input_is_terminal,
+            security: crate::transport::Security::Plain,
         }
     }
 }

@@ -50,6 +50,8 @@ pub enum Error {
         /// The underlying error.
         source: io::Error,
     },
+    /// TLS could not be set up, or a handshake failed or did not verify.
+    Tls(crate::transport::tls::TlsError),
     /// Reading our input or writing our output failed.
     Local {
         /// What we were doing.
@@ -88,6 +90,7 @@ impl fmt::Display for Error {
                     describe(source)
                 )
             }
+            Error::Tls(error) => write!(f, "{error}"),
             Error::Local { op, source } => write!(f, "{op}: {}", describe(source)),
         }
     }
@@ -102,6 +105,7 @@ impl std::error::Error for Error {
             | Error::Accept(source)
             | Error::Conversation { source, .. }
             | Error::Local { source, .. } => Some(source),
+            Error::Tls(error) => Some(error),
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::net::{self, Acceptor};
 use crate::options::ServeOptions;
 use crate::shutdown::Shutdown;
 use crate::status::Status;
+use crate::transport::{self, Side};
 use crossbeam_channel::select;
 use std::io::Write;
 
@@ -58,7 +59,17 @@ pub fn serve(
             recv(shutdown.receiver()) -> _ => return Ok(Ending::Interrupted),
         };
         status.connection_from(peer);
-        let ended = conversation::run(stream, peer, input, output, &options.conversation, shutdown);
+        let ended = transport::establish(stream, Side::Server, &options.conversation.security)
+            .and_then(|connection| {
+                conversation::run(
+                    connection,
+                    peer,
+                    input,
+                    output,
+                    &options.conversation,
+                    shutdown,
+                )
+            });
         match ended {
             Ok(ending) => {
                 status.ended(peer, ending);

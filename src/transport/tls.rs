@@ -48,6 +48,8 @@
 //! `close_notify`; a TCP EOF without one is a truncation, an
 //! [`io::ErrorKind::UnexpectedEof`] error (see [`is_truncation`]).
 
+use super::{Connection, HANDSHAKE_TIMEOUT, Receive, Side, Transmit};
+use crate::error::Error;
 use ring::digest;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -60,16 +62,13 @@ use rustls::{
     SignatureScheme,
 };
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use zeroize::Zeroize;
-
-/// How long a TLS handshake may take, start to finish (SPEC, "TLS").
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the throwaway certificate is valid.
 const THROWAWAY_VALIDITY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
@@ -243,8 +242,20 @@ impl std::error::Error for TlsError {}
 /// `close_notify`: a truncation, which ends a drain after our goodbye
 /// normally (SPEC, "TLS").
 pub fn is_truncation(error: &io::Error) -> bool {
-    error.kind() == io::ErrorKind::UnexpectedEof
+    error.get_ref().is_some_and(|inner| inner.is::<Truncated>())
 }
+
+/// The peer's TCP EOF came without `close_notify`.
+#[derive(Debug)]
+struct Truncated;
+
+impl fmt::Display for Truncated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the peer closed the connection without TLS close_notify (the data may be truncated)")
+    }
+}
+
+impl std::error::Error for Truncated {}
 
 fn provider() -> Arc<CryptoProvider> {
     // ring, not aws-lc-rs: it builds with the C compiler alone (aws-lc-rs
@@ -456,6 +467,46 @@ impl TlsConnector {
             }
             Err(failure) => Err(failure.into_error(peer)),
         }
+    }
+}
+
+/// TLS made ready for one command: the server's identity, or the client's
+/// verification and the name it checks. Each connection gets its own
+/// handshake from it ([`super::establish`]).
+#[derive(Clone, Debug)]
+pub enum Tls {
+    /// `serve --tls`.
+    Server(Arc<TlsAcceptor>),
+    /// `connect --tls` to `host`.
+    Client {
+        /// How the server is verified.
+        connector: Arc<TlsConnector>,
+        /// HOST as given: the name the certificate must hold.
+        host: String,
+    },
+}
+
+impl Tls {
+    /// Runs the handshake on `stream` and yields the two halves.
+    pub(super) fn establish(&self, stream: TcpStream, side: Side) -> crate::Result<Connection> {
+        let peer = stream.peer_addr().map_err(Error::Accept)?;
+        let session = match (self, side) {
+            (Tls::Server(acceptor), Side::Server) => acceptor.accept(stream, peer),
+            (Tls::Client { connector, host }, Side::Client) => {
+                connector.connect(stream, host, peer)
+            }
+            _ => Err(TlsError::Setup(
+                "TLS was set up for the other end of the connection".into(),
+            )),
+        }
+        .map_err(Error::Tls)?;
+        tracing::info!(%peer, tls = session.description(), "TLS handshake done");
+        let (socket, receiver, transmitter) = session.split();
+        Ok(Connection {
+            socket,
+            receiver: Box::new(receiver),
+            transmitter: Box::new(transmitter),
+        })
     }
 }
 
@@ -930,10 +981,7 @@ impl TlsReceiver {
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
                 Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
-                    let truncated = io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the peer closed the connection without TLS close_notify (the data may be truncated)",
-                    );
+                    let truncated = io::Error::new(io::ErrorKind::UnexpectedEof, Truncated);
                     return keep(truncated, filled, &mut self.failure);
                 }
                 Err(error) => return keep(error, filled, &mut self.failure),
@@ -1038,6 +1086,42 @@ impl TlsTransmitter {
     /// The socket this half writes.
     pub fn socket(&self) -> &TcpStream {
         &self.socket
+    }
+}
+
+impl Read for TlsReceiver {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.receive(buf)
+    }
+}
+
+impl Receive for TlsReceiver {}
+
+impl Write for TlsTransmitter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.transmit(buf)?;
+        Ok(buf.len())
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let slices: Vec<&[u8]> = bufs.iter().map(|buf| &**buf).collect();
+        self.transmit_vectored(&slices)?;
+        Ok(slices.iter().map(|buf| buf.len()).sum())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.transmit(buf)
+    }
+
+    /// Every write is on the socket when it returns.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transmit for TlsTransmitter {
+    fn finish(&mut self) -> io::Result<()> {
+        TlsTransmitter::finish(self)
     }
 }
 
