@@ -7,8 +7,10 @@ use crate::net;
 use crate::options::ConnectOptions;
 use crate::shutdown::Shutdown;
 use crate::status::Status;
-use crate::transport::{self, Side};
+use crate::transport::tls::{Tls, TlsConnector, Verification};
+use crate::transport::{self, Security, Side};
 use std::io::Write;
+use std::sync::Arc;
 
 /// Connects and runs the conversation to its end.
 pub fn connect(
@@ -18,6 +20,21 @@ pub fn connect(
     shutdown: &Shutdown,
     status: &Status,
 ) -> Result<Ending> {
+    // The CA file (or the system's roots) is read before dialling.
+    let mut settings = options.conversation.clone();
+    if let Some(verification) = &options.tls {
+        let connector = TlsConnector::new(verification).map_err(Error::Tls)?;
+        if *verification == Verification::Insecure {
+            status.always(
+                "tls: --tls-insecure: the server's certificate is not verified; anyone in the middle can read and change this conversation",
+            );
+        }
+        settings.security = Security::Tls(Tls::Client {
+            connector: Arc::new(connector),
+            host: options.host.clone(),
+        });
+    }
+    let settings = &settings;
     let stream = net::connect(&options.host, options.port, options.connect_timeout)?;
     let peer = stream.peer_addr().map_err(|source| Error::Connect {
         target: net::display_target(&options.host, options.port),
@@ -26,15 +43,8 @@ pub fn connect(
     })?;
     status.connected_to(peer);
     tracing::info!(%peer, "connected");
-    let connection = transport::establish(stream, Side::Client, &options.conversation.security)?;
-    let ending = conversation::run(
-        connection,
-        peer,
-        input,
-        output,
-        &options.conversation,
-        shutdown,
-    )?;
+    let connection = transport::establish(stream, Side::Client, &settings.security)?;
+    let ending = conversation::run(connection, peer, input, output, settings, shutdown)?;
     status.ended(peer, ending);
     if input.stopped_at_goodbye() {
         let unsent = input.discard_pending();

@@ -2,6 +2,7 @@
 //! them; library users build them directly. No clap types past this point.
 
 use crate::transport::Security;
+use crate::transport::tls::{Identity, Verification};
 use std::time::Duration;
 
 /// How bytes are treated on the way through.
@@ -59,6 +60,8 @@ pub struct ServeOptions {
     pub room: Option<RoomOptions>,
     /// How each conversation behaves.
     pub conversation: ConversationOptions,
+    /// `--tls`: speak TLS with every peer, as this identity.
+    pub tls: Option<Identity>,
 }
 
 impl Default for ServeOptions {
@@ -69,6 +72,7 @@ impl Default for ServeOptions {
             once: false,
             room: None,
             conversation: ConversationOptions::default(),
+            tls: None,
         }
     }
 }
@@ -97,6 +101,8 @@ pub struct ConnectOptions {
     pub connect_timeout: Option<Duration>,
     /// How the conversation behaves.
     pub conversation: ConversationOptions,
+    /// `--tls`: speak TLS, verifying the server this way.
+    pub tls: Option<Verification>,
 }
 
 /// What to run.

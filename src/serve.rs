@@ -12,9 +12,11 @@ use crate::net::{self, Acceptor};
 use crate::options::ServeOptions;
 use crate::shutdown::Shutdown;
 use crate::status::Status;
-use crate::transport::{self, Side};
+use crate::transport::tls::{Identity, Tls, TlsAcceptor};
+use crate::transport::{self, Security, Side};
 use crossbeam_channel::select;
 use std::io::Write;
+use std::sync::Arc;
 
 /// Runs the server until `--once` is done, the input has ended, the output
 /// is closed, or the shutdown fires. Returns the last conversation's ending
@@ -26,6 +28,14 @@ pub fn serve(
     shutdown: &Shutdown,
     status: &Status,
 ) -> Result<Ending> {
+    // Certificate files are read before binding: a bad one is the only line.
+    let tls = match &options.tls {
+        Some(identity) => Some((
+            identity,
+            TlsAcceptor::new(identity, &options.bind).map_err(Error::Tls)?,
+        )),
+        None => None,
+    };
     let listener = net::bind(&options.bind, options.port)?;
     let local = listener.local_addr().map_err(|source| Error::Bind {
         addr: net::display_target(&options.bind, options.port),
@@ -33,16 +43,20 @@ pub fn serve(
     })?;
     status.listening(local);
     tracing::info!(%local, "listening");
+    let mut settings = options.conversation.clone();
+    if let Some((identity, acceptor)) = tls {
+        let fingerprint = acceptor.fingerprint();
+        if *identity == Identity::Throwaway {
+            // Even with -q: it is how a client can trust this server.
+            status.always(format_args!("tls fingerprint: {fingerprint}"));
+        } else {
+            status.line(format_args!("tls fingerprint: {fingerprint}"));
+        }
+        settings.security = Security::Tls(Tls::Server(Arc::new(acceptor)));
+    }
+    let settings = &settings;
     if let Some(room) = &options.room {
-        return crate::room::run(
-            listener,
-            room,
-            &options.conversation,
-            input,
-            output,
-            shutdown,
-            status,
-        );
+        return crate::room::run(listener, room, settings, input, output, shutdown, status);
     }
     let acceptor = Acceptor::spawn(listener).map_err(Error::Accept)?;
 
@@ -59,16 +73,9 @@ pub fn serve(
             recv(shutdown.receiver()) -> _ => return Ok(Ending::Interrupted),
         };
         status.connection_from(peer);
-        let ended = transport::establish(stream, Side::Server, &options.conversation.security)
-            .and_then(|connection| {
-                conversation::run(
-                    connection,
-                    peer,
-                    input,
-                    output,
-                    &options.conversation,
-                    shutdown,
-                )
+        let ended =
+            transport::establish(stream, Side::Server, &settings.security).and_then(|connection| {
+                conversation::run(connection, peer, input, output, settings, shutdown)
             });
         match ended {
             Ok(ending) => {

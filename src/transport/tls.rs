@@ -251,7 +251,9 @@ struct Truncated;
 
 impl fmt::Display for Truncated {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the peer closed the connection without TLS close_notify (the data may be truncated)")
+        f.write_str(
+            "the peer closed the connection without TLS close_notify (the data may be truncated)",
+        )
     }
 }
 
@@ -526,7 +528,9 @@ fn untrusted_reason(error: &CertificateError, host: &str) -> String {
             if presented.is_empty() {
                 format!("it names no host, not {host}")
             } else {
-                format!("it is for {}, not {host}", presented.join(", "))
+                let names: Vec<String> =
+                    presented.iter().map(|name| presented_name(name)).collect();
+                format!("it is for {}, not {host}", names.join(", "))
             }
         }
         CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
@@ -534,6 +538,31 @@ fn untrusted_reason(error: &CertificateError, host: &str) -> String {
         }
         other => format!("{other:?}").to_lowercase(),
     }
+}
+
+/// A name from the peer's certificate as a person reads it: webpki says
+/// `DnsName("a.example")` and `IpAddress(1.2.3.4)`. The name is the peer's
+/// text, so control and bidirectional characters are shown, not obeyed.
+fn presented_name(name: &str) -> String {
+    let inner = name
+        .strip_prefix("DnsName(\"")
+        .and_then(|n| n.strip_suffix("\")"))
+        .or_else(|| {
+            name.strip_prefix("IpAddress(")
+                .and_then(|n| n.strip_suffix(')'))
+        })
+        .unwrap_or(name);
+    inner
+        .chars()
+        .map(|c| {
+            let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if c.is_control() || bidi {
+                format!("<U+{:04X}>", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// What the client's verifier accepts.

@@ -280,3 +280,13 @@ YFHvAS/UKQzo74EPy8qQJwIhAPwINPhVwB/2h3N2KnlljNjJXqr6x9ZqioX1v32Q
 5dYe
 -----END CERTIFICATE-----
 ";
+
+#[test]
+fn presented_names_read_plainly_and_safely() {
+    assert_eq!(presented_name("DnsName(\"a.example\")"), "a.example");
+    assert_eq!(presented_name("IpAddress(127.0.0.1)"), "127.0.0.1");
+    assert_eq!(
+        presented_name("DnsName(\"x\u{1b}]0;owned\u{7}\u{202e}\")"),
+        "x<U+001B>]0;owned<U+0007><U+202E>"
+    );
+}
