@@ -708,3 +708,72 @@ fn tls_options_are_checked_on_the_command_line() {
     );
     let _ = std::fs::remove_file(&not_pem);
 }
+
+#[test]
+fn tls_1_2_works_both_ways() {
+    if !require_peer("openssl") {
+        return;
+    }
+    let pki = Pki::new("tls12");
+    let (cert, key) = pki.leaf("server", "DNS:localhost,IP:127.0.0.1");
+    // duplex connect to an s_server that only speaks TLS 1.2.
+    let port = free_port();
+    let mut server = program("openssl")
+        .args([
+            "s_server",
+            "-tls1_2",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["-cert", &cert, "-key", &key, "-quiet", "-naccept", "1"])
+        .spawn();
+    wait_tcp_listen(port);
+    let mut client = connect_to(
+        "localhost",
+        port,
+        &["--tls", "--tls-ca", &pki.path("ca.pem")],
+    );
+    client.write(b"over 1.2\n");
+    server.wait_for_stdout(b"over 1.2\n");
+    server.write(b"yes\n");
+    client.wait_for_stdout(b"yes\n");
+    client.close_stdin();
+    client.assert_exit(0);
+    server.assert_exit(0);
+
+    // s_client -tls1_2 to duplex serve --tls.
+    let (mut server, addr) = serve(&["--once", "--tls", "--tls-cert", &cert, "--tls-key", &key]);
+    let mut client = program("openssl")
+        .args([
+            "s_client",
+            "-tls1_2",
+            "-connect",
+            &addr.to_string(),
+            "-quiet",
+        ])
+        .args(["-verify_return_error", "-CAfile", &pki.path("ca.pem")])
+        .spawn();
+    client.write(b"1.2 in\n");
+    server.wait_for_stdout(b"1.2 in\n");
+    server.write(b"1.2 out\n\n");
+    client.wait_for_stdout(b"1.2 out\n");
+    server.assert_exit(0);
+    client.assert_exit(0);
+}
+
+#[test]
+fn serve_tls_goes_on_after_a_failed_handshake() {
+    let (mut server, addr) = serve(&["--tls", "--linger", "1"]);
+    let fp = served_fingerprint(&mut server);
+    // A plain peer first: its handshake fails, the server takes the next.
+    let mut plain = support::connect(addr, &["--linger", "1"]);
+    plain.write(b"hello\n");
+    server.wait_for_stderr("does not speak TLS");
+    let _ = plain.wait_exit(DEADLINE);
+    let mut client = support::connect(addr, &["--tls", "--tls-pin", &fp]);
+    client.write(b"second\n");
+    server.wait_for_stdout(b"second\n");
+    client.close_stdin();
+    client.assert_exit(0);
+    server.kill();
+}
