@@ -8,7 +8,7 @@
 use crate::conversation::{self, Ending};
 use crate::error::{Error, Result};
 use crate::input::Input;
-use crate::net::{self, Acceptor};
+use crate::net::{self, Acceptor, Admission};
 use crate::options::ServeOptions;
 use crate::shutdown::Shutdown;
 use crate::status::Status;
@@ -43,7 +43,7 @@ pub fn serve(
         )),
         None => None,
     };
-    let listener = net::bind(&options.bind, options.port)?;
+    let listener = net::bind(&options.bind, options.port, options.net.family)?;
     let local = listener.local_addr().map_err(|source| Error::Bind {
         addr: net::display_target(&options.bind, options.port),
         source,
@@ -62,10 +62,17 @@ pub fn serve(
         settings.security = Security::Tls(Tls::Server(Arc::new(acceptor)));
     }
     let settings = &settings;
+    // Refused peers are turned away by the accept thread, for a room too:
+    // they never reach a conversation.
+    let admission = Admission {
+        access: options.access.clone(),
+        keepalive: options.net.keepalive,
+        status: status.clone(),
+    };
+    let acceptor = Acceptor::spawn(listener, admission).map_err(Error::Accept)?;
     if let Some(room) = &options.room {
-        return crate::room::run(listener, room, settings, input, output, shutdown, status);
+        return crate::room::run(acceptor, room, settings, input, output, shutdown, status);
     }
-    let acceptor = Acceptor::spawn(listener).map_err(Error::Accept)?;
 
     loop {
         let (stream, peer) = select! {

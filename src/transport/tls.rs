@@ -1058,7 +1058,7 @@ impl TlsTransmitter {
     }
 
     /// Encrypts and sends all of `bufs`, in order, in as few socket writes
-    /// as [`SEAL_CHUNK`] allows.
+    /// as the 256 KiB sealing chunk allows.
     pub fn transmit_vectored(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
         let shared = Arc::clone(&self.shared);
         let mut sealed_plain = 0;
