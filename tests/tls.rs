@@ -700,6 +700,11 @@ fn tls_options_are_checked_on_the_command_line() {
         stderr,
         format!("duplex: --tls-cert {not_pem} holds no PEM certificate\n")
     );
+    // Until the room runs its peers through the transport seam, it refuses
+    // TLS rather than speak plain TCP under a fingerprint.
+    let (code, stderr) = usage(&["serve", "--room", "--tls", "-b", "127.0.0.1", "0"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr, "duplex: serve --room --tls is not supported yet\n");
     let (code, stderr) = usage(&["connect", "--tls", "--tls-ca", &not_pem, "127.0.0.1", "1"]);
     assert_eq!(code, Some(1), "{stderr}");
     assert_eq!(
