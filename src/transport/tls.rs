@@ -807,7 +807,11 @@ fn handshake(
             first.get_or_insert(buf[0]);
             let mut rest = &buf[..n];
             while !rest.is_empty() && conn.is_handshaking() {
-                conn.read_tls(&mut rest).map_err(Failure::Io)?;
+                if conn.read_tls(&mut rest).map_err(Failure::Io)? == 0 {
+                    // rustls takes nothing more (a close_notify came): the
+                    // handshake cannot finish; the deadline ends the wait.
+                    break;
+                }
                 if let Err(error) = conn.process_new_packets() {
                     // Tell the peer why, if it will take it now.
                     let mut socket = stream;
@@ -815,7 +819,7 @@ fn handshake(
                     return Err(Failure::Tls(error, first));
                 }
             }
-            if !rest.is_empty() {
+            if !rest.is_empty() && !conn.is_handshaking() {
                 return Ok(rest.to_vec());
             }
         }
@@ -1018,10 +1022,13 @@ impl TlsReceiver {
             if self.start < self.end {
                 let mut pending = &self.raw[self.start..self.end];
                 let before = pending.len();
-                if let Err(error) = conn.read_tls(&mut pending) {
-                    return keep(error, filled, &mut self.failure);
+                match conn.read_tls(&mut pending) {
+                    // After the peer's close_notify nothing more is read:
+                    // what follows it is not the peer's data.
+                    Ok(0) => self.start = self.end,
+                    Ok(_) => self.start += before - pending.len(),
+                    Err(error) => return keep(error, filled, &mut self.failure),
                 }
-                self.start += before - pending.len();
                 if let Err(error) = conn.process_new_packets() {
                     return keep(tls_io_error(error), filled, &mut self.failure);
                 }
