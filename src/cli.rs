@@ -7,12 +7,14 @@ use crate::options::{
     Access, Command, ConnectOptions, ConversationOptions, Family, Mode, NetOptions, RoomOptions,
     ServeOptions,
 };
+use crate::transport::tls::{Fingerprint, Identity, Verification};
 use crate::view::{ColorChoice, ViewOptions};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How a conversation ends, said first in `--help` and in the man page.
@@ -234,6 +236,9 @@ pub struct ServeArgs {
     /// With --room: peers allowed at once.
     #[arg(long, value_name = "N", requires = "room", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_peers: Option<u32>,
+    /// TLS for every peer.
+    #[command(flatten)]
+    pub tls: ServeTlsArgs,
     /// Accept only peers in this network (repeatable; an address alone is
     /// one host).
     #[arg(long, value_name = "CIDR", value_parser = parse_net)]
@@ -262,6 +267,9 @@ pub struct ConnectArgs {
     /// A-Z a-z 0-9 _ -, not `server`.
     #[arg(long, value_name = "NAME", value_parser = parse_name)]
     pub name: Option<String>,
+    /// TLS, and how the server is verified.
+    #[command(flatten)]
+    pub tls: ConnectTlsArgs,
     /// Options for the conversation.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -306,6 +314,69 @@ pub struct CommonArgs {
     /// IPv6 addresses only.
     #[arg(short = '6')]
     pub ipv6: bool,
+}
+
+/// `serve --tls` and its certificate (SPEC, "TLS").
+#[derive(Debug, Args)]
+pub struct ServeTlsArgs {
+    /// Speak TLS with every peer (a throwaway certificate unless
+    /// --tls-cert/--tls-key; its fingerprint is printed).
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls: PEM certificate chain, leaf first.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    /// With --tls: PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_cert"])]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ServeTlsArgs {
+    fn identity(&self) -> Option<Identity> {
+        self.tls.then(|| match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Identity::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ => Identity::Throwaway,
+        })
+    }
+}
+
+/// `connect --tls` and how the server is verified (SPEC, "TLS").
+#[derive(Debug, Args)]
+pub struct ConnectTlsArgs {
+    /// Speak TLS, verifying the server against the system's roots with HOST
+    /// as its name.
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls: trust this PEM CA bundle instead of the system's roots.
+    #[arg(long, value_name = "FILE", requires = "tls", conflicts_with_all = ["tls_pin", "tls_insecure"])]
+    pub tls_ca: Option<PathBuf>,
+    /// With --tls: accept exactly the certificate with this SHA-256
+    /// fingerprint, whatever its names or issuer.
+    #[arg(long, value_name = "sha256:HEX", requires = "tls", value_parser = parse_pin, conflicts_with = "tls_insecure")]
+    pub tls_pin: Option<Fingerprint>,
+    /// With --tls: skip verification (says so on stderr).
+    #[arg(long, requires = "tls")]
+    pub tls_insecure: bool,
+}
+
+impl ConnectTlsArgs {
+    fn verification(&self) -> Option<Verification> {
+        self.tls.then(|| match (&self.tls_pin, self.tls_insecure) {
+            (Some(pin), _) => Verification::Pin(*pin),
+            (None, true) => Verification::Insecure,
+            (None, false) => Verification::Roots {
+                ca: self.tls_ca.clone(),
+            },
+        })
+    }
+}
+
+/// Parses `--tls-pin sha256:HEX`.
+fn parse_pin(text: &str) -> Result<Fingerprint, String> {
+    text.parse()
 }
 
 /// `--color WHEN`.
@@ -390,6 +461,7 @@ impl Sub {
                         .map_or(RoomOptions::default().max_peers, |n| n as usize),
                 }),
                 conversation: serve.common.conversation(input_is_terminal),
+                tls: serve.tls.identity(),
                 net: serve.common.net(),
                 access: Access {
                     allow: serve.allow,
@@ -402,6 +474,7 @@ impl Sub {
                 connect_timeout: connect.connect_timeout,
                 name: connect.name,
                 conversation: connect.common.conversation(input_is_terminal),
+                tls: connect.tls.verification(),
                 net: connect.common.net(),
             }),
         }

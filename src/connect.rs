@@ -8,7 +8,9 @@ use crate::options::ConnectOptions;
 use crate::output::Output;
 use crate::shutdown::Shutdown;
 use crate::status::Status;
-use crate::transport::{self, Side};
+use crate::transport::tls::{Tls, TlsConnector, Verification};
+use crate::transport::{self, Security, Side};
+use std::sync::Arc;
 
 /// Connects and runs the conversation to its end.
 pub fn connect(
@@ -18,6 +20,21 @@ pub fn connect(
     shutdown: &Shutdown,
     status: &Status,
 ) -> Result<Ending> {
+    // The CA file (or the system's roots) is read before dialling.
+    let mut settings = options.conversation.clone();
+    if let Some(verification) = &options.tls {
+        let connector = TlsConnector::new(verification).map_err(Error::Tls)?;
+        if *verification == Verification::Insecure {
+            status.always(
+                "tls: --tls-insecure: the server's certificate is not verified; anyone in the middle can read and change this conversation",
+            );
+        }
+        settings.security = Security::Tls(Tls::Client {
+            connector: Arc::new(connector),
+            host: options.host.clone(),
+        });
+    }
+    let settings = &settings;
     let stream = net::connect(
         &options.host,
         options.port,
@@ -35,15 +52,8 @@ pub fn connect(
         // The room takes the name before anything else we say.
         input.push_front(format!("/name {name}\n").into_bytes());
     }
-    let connection = transport::establish(stream, Side::Client, &options.conversation.security)?;
-    let outcome = conversation::hold(
-        connection,
-        peer,
-        input,
-        output,
-        &options.conversation,
-        shutdown,
-    )?;
+    let connection = transport::establish(stream, Side::Client, &settings.security)?;
+    let outcome = conversation::hold(connection, peer, input, output, settings, shutdown)?;
     conversation::report_ended(status, peer, outcome);
     // There is no next conversation: what was read but not sent is said.
     conversation::report_unsent(input, status);

@@ -748,6 +748,15 @@ impl Coordinator<'_> {
                 self.receiving = false;
                 if (chat && self.heard_goodbye) || self.stalled {
                     tracing::debug!(%source, "receive failed after the peer's goodbye");
+                } else if chat
+                    && self.said_goodbye()
+                    && crate::transport::tls::is_truncation(&source)
+                {
+                    // Many TLS peers (ncat among them) close without
+                    // close_notify; after our goodbye that ends the drain
+                    // (SPEC, "TLS").
+                    tracing::debug!(%source, "TLS peer closed without close_notify while we drained");
+                    self.reason.get_or_insert(Ending::PeerClosed);
                 } else {
                     self.fail("while receiving", source);
                 }
@@ -774,6 +783,11 @@ impl Coordinator<'_> {
         if !self.sending {
             self.close_by(Closing::Until(after(now, self.options.linger)));
         }
+    }
+
+    /// We have said goodbye (empty line or end of input) and are draining.
+    fn said_goodbye(&self) -> bool {
+        matches!(self.reason, Some(Ending::Goodbye | Ending::EndOfInput))
     }
 
     /// The peer has said goodbye (empty line or EOF) in chat mode.

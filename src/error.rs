@@ -50,6 +50,8 @@ pub enum Error {
         /// The underlying error.
         source: io::Error,
     },
+    /// TLS could not be set up, or a handshake failed or did not verify.
+    Tls(crate::transport::tls::TlsError),
     /// Reading our input or writing our output failed.
     Local {
         /// What we were doing.
@@ -88,6 +90,7 @@ impl fmt::Display for Error {
                     describe(source)
                 )
             }
+            Error::Tls(error) => write!(f, "{error}"),
             Error::Local { op, source } => write!(f, "{op}: {}", plainly(source)),
         }
     }
@@ -101,15 +104,17 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl Error {
-    /// The underlying I/O error, for callers that act on its kind.
-    pub fn io_error(&self) -> &io::Error {
+    /// The underlying I/O error, for callers that act on its kind (a TLS
+    /// failure has none).
+    pub fn io_error(&self) -> Option<&io::Error> {
         match self {
             Error::Resolve { source, .. }
             | Error::Connect { source, .. }
             | Error::Bind { source, .. }
             | Error::Accept(source)
             | Error::Conversation { source, .. }
-            | Error::Local { source, .. } => source,
+            | Error::Local { source, .. } => Some(source),
+            Error::Tls(_) => None,
         }
     }
 }
@@ -170,6 +175,9 @@ mod tests {
         };
         assert_eq!(error.to_string(), "could not write output: broken pipe");
         assert!(std::error::Error::source(&error).is_none());
-        assert_eq!(error.io_error().kind(), io::ErrorKind::BrokenPipe);
+        assert_eq!(
+            error.io_error().map(io::Error::kind),
+            Some(io::ErrorKind::BrokenPipe)
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! them; library users build them directly. No clap types past this point.
 
 use crate::transport::Security;
+use crate::transport::tls::{Identity, Verification};
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -61,6 +62,8 @@ pub struct ServeOptions {
     pub room: Option<RoomOptions>,
     /// How each conversation behaves.
     pub conversation: ConversationOptions,
+    /// `--tls`: speak TLS with every peer, as this identity.
+    pub tls: Option<Identity>,
     /// Keepalive and address family (SPEC, "Connections").
     pub net: NetOptions,
     /// Who may connect (`--allow`, `--deny`).
@@ -75,6 +78,7 @@ impl Default for ServeOptions {
             once: false,
             room: None,
             conversation: ConversationOptions::default(),
+            tls: None,
             net: NetOptions::default(),
             access: Access::default(),
         }
@@ -107,6 +111,8 @@ pub struct ConnectOptions {
     pub name: Option<String>,
     /// How the conversation behaves.
     pub conversation: ConversationOptions,
+    /// `--tls`: speak TLS, verifying the server this way.
+    pub tls: Option<Verification>,
     /// Keepalive and address family (SPEC, "Connections").
     pub net: NetOptions,
 }

@@ -9,12 +9,14 @@ use crate::conversation::{self, Ending};
 use crate::error::{Error, Result};
 use crate::input::Input;
 use crate::net::{self, Acceptor, Admission};
-use crate::options::ServeOptions;
+use crate::options::{ConversationOptions, ServeOptions};
 use crate::output::Output;
 use crate::shutdown::Shutdown;
 use crate::status::Status;
-use crate::transport::{self, Side};
+use crate::transport::tls::{Identity, Tls, TlsAcceptor};
+use crate::transport::{self, Security, Side};
 use crossbeam_channel::select;
+use std::sync::Arc;
 
 /// Runs the server until `--once` is done, the input has ended, the output
 /// is closed, or the shutdown fires. Returns the last conversation's ending
@@ -26,6 +28,14 @@ pub fn serve(
     shutdown: &Shutdown,
     status: &Status,
 ) -> Result<Ending> {
+    // Certificate files are read before binding: a bad one is the only line.
+    let tls = match &options.tls {
+        Some(identity) => Some((
+            identity,
+            TlsAcceptor::new(identity, &options.bind).map_err(Error::Tls)?,
+        )),
+        None => None,
+    };
     let listener = net::bind(&options.bind, options.port, options.net.family)?;
     let local = listener.local_addr().map_err(|source| Error::Bind {
         addr: net::display_target(&options.bind, options.port),
@@ -33,6 +43,18 @@ pub fn serve(
     })?;
     status.listening(local);
     tracing::info!(%local, "listening");
+    let mut settings = options.conversation.clone();
+    if let Some((identity, acceptor)) = tls {
+        let fingerprint = acceptor.fingerprint();
+        if *identity == Identity::Throwaway {
+            // Even with -q: it is how a client can trust this server.
+            status.always(format_args!("tls fingerprint: {fingerprint}"));
+        } else {
+            status.line(format_args!("tls fingerprint: {fingerprint}"));
+        }
+        settings.security = Security::Tls(Tls::Server(Arc::new(acceptor)));
+    }
+    let settings = &settings;
     // Refused peers are turned away by the accept thread, for a room too:
     // they never reach a conversation.
     let admission = Admission {
@@ -42,18 +64,12 @@ pub fn serve(
     };
     let acceptor = Acceptor::spawn(listener, admission).map_err(Error::Accept)?;
     if let Some(room) = &options.room {
-        return crate::room::run(
-            acceptor,
-            room,
-            &options.conversation,
-            input,
-            output,
-            shutdown,
-            status,
-        );
+        return crate::room::run(acceptor, room, settings, input, output, shutdown, status);
     }
 
-    let ending = serve_one_by_one(options, &acceptor, input, output, shutdown, status)?;
+    let ending = serve_one_by_one(
+        options, settings, &acceptor, input, output, shutdown, status,
+    )?;
     // No next peer will take what is left of the input: say how much.
     conversation::report_unsent(input, status);
     Ok(ending)
@@ -62,6 +78,7 @@ pub fn serve(
 /// The conversations, one at a time, until one ends the server.
 fn serve_one_by_one(
     options: &ServeOptions,
+    settings: &ConversationOptions,
     acceptor: &Acceptor,
     input: &mut Input,
     output: &mut dyn Output,
@@ -81,16 +98,9 @@ fn serve_one_by_one(
             recv(shutdown.receiver()) -> _ => return Ok(Ending::Interrupted),
         };
         status.connection_from(peer);
-        let ended = transport::establish(stream, Side::Server, &options.conversation.security)
-            .and_then(|connection| {
-                conversation::hold(
-                    connection,
-                    peer,
-                    input,
-                    output,
-                    &options.conversation,
-                    shutdown,
-                )
+        let ended =
+            transport::establish(stream, Side::Server, &settings.security).and_then(|connection| {
+                conversation::hold(connection, peer, input, output, settings, shutdown)
             });
         match ended {
             Ok(outcome) => {

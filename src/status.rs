@@ -85,6 +85,12 @@ impl Status {
         }
     }
 
+    /// A line printed even with `-q`: what a person must not miss
+    /// (`tls fingerprint: …`, that verification is off).
+    pub fn always(&self, line: impl fmt::Display) {
+        (self.sink)(&line.to_string());
+    }
+
     /// `listening on 127.0.0.1:9000`. Scripts read the port from this line.
     pub fn listening(&self, addr: SocketAddr) {
         self.line(format_args!("listening on {addr}"));

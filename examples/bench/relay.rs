@@ -45,7 +45,9 @@ usage: bench [relay] [--mib N] [--roundtrips N] [--runs N] [--rss-mib N]
   --rss-mib N      also stream N MiB (e.g. 4096) once through duplex raw and
                    chat, generated and checked on the fly (no temp file), to
                    see whether peak memory grows with the transfer size
-  --only TOOLS     comma-separated subset of: duplex-raw,duplex-chat,nc,socat,ncat
+  --only TOOLS     comma-separated subset of: duplex-raw,duplex-chat,nc,socat,ncat,
+                   duplex-tls,socat-tls (raw over TLS; socat-tls needs openssl
+                   to make its certificate)
   bench room ...   the room benchmark";
 
 struct Options {
@@ -108,7 +110,8 @@ pub fn main(args: &[String]) -> Result<(), String> {
     let options = parse(args)?;
     let duplex = find_duplex()?;
     let tmp = TempDir::new()?;
-    let peers = Peers::find();
+    let mut peers = Peers::find();
+    peers.find_tls(&tmp.path);
 
     println!("duplex relay benchmark");
     println!("  binary: {}", duplex.display());
@@ -234,6 +237,8 @@ struct Peers {
     nc: bool,
     socat: bool,
     ncat: bool,
+    /// A certificate and key for socat's TLS listener, made with openssl.
+    tls: Option<(String, String)>,
     notes: Vec<String>,
 }
 
@@ -256,7 +261,40 @@ impl Peers {
             nc,
             socat,
             ncat,
+            tls: None,
             notes,
+        }
+    }
+
+    /// Makes the certificate `socat OPENSSL-LISTEN` needs, in `dir`.
+    fn find_tls(&mut self, dir: &Path) {
+        if !self.socat {
+            return;
+        }
+        let (cert, key) = (dir.join("tls.pem"), dir.join("tls.key"));
+        let made = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        match (made, cert.to_str(), key.to_str()) {
+            (true, Some(cert), Some(key)) => self.tls = Some((cert.to_owned(), key.to_owned())),
+            _ => self
+                .notes
+                .push("socat-tls skipped: openssl could not make a certificate".into()),
         }
     }
 }
@@ -287,6 +325,31 @@ fn tools(duplex: &Path, peers: &Peers) -> Vec<Tool> {
             reports_port: true,
         },
     ];
+    tools.push(Tool {
+        key: "duplex-tls",
+        name: "duplex raw TLS",
+        receiver: argv(&[
+            d,
+            "serve",
+            "--once",
+            "--raw",
+            "--tls",
+            "-b",
+            "127.0.0.1",
+            "0",
+        ]),
+        sender: argv(&[
+            d,
+            "connect",
+            "-q",
+            "--raw",
+            "--tls",
+            "--tls-insecure",
+            "127.0.0.1",
+            "{port}",
+        ]),
+        reports_port: true,
+    });
     if peers.nc {
         tools.push(Tool {
             key: "nc",
@@ -315,6 +378,31 @@ fn tools(duplex: &Path, peers: &Peers) -> Vec<Tool> {
                 "65536",
                 "STDIN",
                 "TCP:127.0.0.1:{port}",
+            ]),
+            reports_port: false,
+        });
+    }
+    if let Some((cert, key)) = &peers.tls {
+        tools.push(Tool {
+            key: "socat-tls",
+            name: "socat OPENSSL",
+            receiver: vec![
+                "socat".into(),
+                "-u".into(),
+                "-b".into(),
+                "65536".into(),
+                format!(
+                    "OPENSSL-LISTEN:{{port}},bind=127.0.0.1,reuseaddr,cert={cert},key={key},verify=0"
+                ),
+                "STDOUT".into(),
+            ],
+            sender: argv(&[
+                "socat",
+                "-u",
+                "-b",
+                "65536",
+                "STDIN",
+                "OPENSSL:127.0.0.1:{port},verify=0",
             ]),
             reports_port: false,
         });
@@ -1371,6 +1459,14 @@ fn report(
                 verdict(ratio >= 0.8)
             );
         }
+    }
+    if let (Some(ours), Some(theirs)) = (find("duplex-tls"), find("socat-tls")) {
+        let ratio = ours.mib_s / theirs.mib_s;
+        let _ = writeln!(
+            s,
+            "- duplex raw TLS / socat OPENSSL: {ratio:.2} (target >= 1.5, issue 13): {}",
+            verdict(ratio >= 1.5)
+        );
     }
     let duplex_rss = rows
         .iter()

@@ -18,6 +18,7 @@
 //! never look finished.
 
 mod plain;
+pub mod tls;
 
 use crate::error::Result;
 use std::io::{self, Read, Write};
@@ -38,6 +39,9 @@ pub enum Security {
     /// Plain TCP: the bytes as they are.
     #[default]
     Plain,
+    /// TLS through rustls (`--tls`): the server's certificate or the
+    /// client's verification, made ready once per command.
+    Tls(tls::Tls),
 }
 
 /// Which end of the connection we are, for handshakes with roles.
@@ -53,9 +57,9 @@ pub enum Side {
 /// yields the connection the conversation runs on. Every handshake is
 /// bounded by [`HANDSHAKE_TIMEOUT`]; plain TCP has none and returns at once.
 pub fn establish(stream: TcpStream, side: Side, security: &Security) -> Result<Connection> {
-    let _ = side;
     match security {
         Security::Plain => Ok(Connection::plain(stream)),
+        Security::Tls(tls) => tls.establish(stream, side),
     }
 }
 
