@@ -54,6 +54,7 @@ pub mod room;
 pub mod serve;
 pub mod shutdown;
 pub mod status;
+pub mod transport;
 pub mod view;
 
 pub use conversation::Ending;
