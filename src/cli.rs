@@ -171,6 +171,12 @@ pub struct CommonArgs {
     /// In the terminal view, prefix each line with the local time (HH:MM:SS).
     #[arg(long)]
     pub timestamps: bool,
+    /// Encrypt and authenticate the conversation with a shared secret. The
+    /// words only with `=` (other users can read them in the process list);
+    /// `--secret` alone reads DUPLEX_SECRET, or else serve makes up a secret
+    /// and prints it, and connect asks for it on the terminal.
+    #[arg(long, value_name = "WORDS", num_args = 0..=1, require_equals = true)]
+    pub secret: Option<Option<String>>,
 }
 
 /// `--color WHEN`.
@@ -231,6 +237,45 @@ impl Sub {
     }
 }
 
+/// Where `--secret` takes the words from, or why it cannot (a usage
+/// error): `=WORDS` (with a warning on `warn`), `env` (DUPLEX_SECRET), or
+/// else a generated secret (`serve`, printed on `warn` even with `-q`) or
+/// the prompt on the terminal (`connect`). `None`: no `--secret`.
+pub fn secret(
+    sub: &Sub,
+    env: Option<std::ffi::OsString>,
+    warn: &mut dyn Write,
+) -> Result<Option<crate::transport::secret::Secret>, String> {
+    use crate::transport::secret::{Secret, words};
+    let Some(given) = &sub.common().secret else {
+        return Ok(None);
+    };
+    if let Some(text) = given {
+        let _ = writeln!(
+            warn,
+            "duplex: warning: --secret=WORDS can be read by other users of this machine in the process list; {} or the prompt keeps it private",
+            words::ENV
+        );
+        return Secret::new(text)
+            .map(Some)
+            .map_err(|_| "--secret=WORDS: the secret is empty".to_owned());
+    }
+    if let Some(secret) = words::from_env(env)? {
+        return Ok(Some(secret));
+    }
+    match sub {
+        Sub::Serve(_) => {
+            let text = words::generate()?;
+            // Shown even with -q: without it nobody could connect.
+            let _ = writeln!(warn, "secret: {}", text.as_str());
+            Secret::new(&text)
+                .map(Some)
+                .map_err(|_| "the generated secret is empty".to_owned())
+        }
+        Sub::Connect(_) => words::prompt().map(Some),
+    }
+}
+
 impl CommonArgs {
     /// How the terminal view looks (its Ctrl-C trigger is the caller's).
     pub fn view(&self) -> ViewOptions {
@@ -252,6 +297,7 @@ impl CommonArgs {
             idle_timeout: self.idle_timeout,
             recv_only: self.recv_only,
             input_is_terminal,
+            security: crate::transport::Security::Plain,
         }
     }
 }

@@ -7,6 +7,7 @@ use crate::net;
 use crate::options::ConnectOptions;
 use crate::shutdown::Shutdown;
 use crate::status::Status;
+use crate::transport::{self, Side};
 use std::io::Write;
 
 /// Connects and runs the conversation to its end.
@@ -25,7 +26,15 @@ pub fn connect(
     })?;
     status.connected_to(peer);
     tracing::info!(%peer, "connected");
-    let ending = conversation::run(stream, peer, input, output, &options.conversation, shutdown)?;
+    let connection = transport::establish(stream, Side::Client, &options.conversation.security)?;
+    let ending = conversation::run(
+        connection,
+        peer,
+        input,
+        output,
+        &options.conversation,
+        shutdown,
+    )?;
     status.ended(peer, ending);
     if input.stopped_at_goodbye() {
         let unsent = input.discard_pending();

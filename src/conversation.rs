@@ -26,10 +26,11 @@ use crate::input::{Input, Next};
 use crate::lines::ShowFilter;
 use crate::options::{ConversationOptions, Mode};
 use crate::shutdown::Shutdown;
+use crate::transport::{Connection, Receive, Transmit};
 use crossbeam_channel::{Receiver, Sender, at, bounded, never, select};
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown as Direction, SocketAddr, TcpStream};
+use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -74,20 +75,27 @@ impl fmt::Display for Ending {
     }
 }
 
-/// Holds one conversation with the peer on `stream` until it ends.
+/// Holds one conversation with the peer on `connection` until it ends.
 ///
+/// `connection` is a plain `TcpStream` or the [`Connection`] a handshake
+/// made (see [`crate::transport`]); the conversation does not know which.
 /// Input comes from `input` (what is not sent stays there for the next
 /// conversation); what the peer sends goes to `output`. Returns how the
 /// conversation ended, or the error that broke it.
 pub fn run(
-    stream: TcpStream,
+    connection: impl Into<Connection>,
     peer: SocketAddr,
     input: &mut Input,
     output: &mut (dyn Write + Send),
     options: &ConversationOptions,
     shutdown: &Shutdown,
 ) -> Result<Ending> {
-    crate::net::tune(&stream);
+    let Connection {
+        socket,
+        mut receiver,
+        mut transmitter,
+    } = connection.into();
+    crate::net::tune(&socket);
     let span = tracing::info_span!("conversation", %peer);
     let _entered = span.enter();
     let clock = Clock::new();
@@ -100,12 +108,12 @@ pub fn run(
     thread::scope(|scope| {
         // Whatever way this closure is left, shutting the socket down first
         // wakes a pump blocked on it, so the scope's joins cannot hang.
-        let _wake = ShutdownOnDrop(&stream);
+        let _wake = ShutdownOnDrop(&socket);
         // Dropping `stop_tx` stops the sender; it lives in this closure, so
         // every way out of it (an error included) also releases the sender.
         let (stop_tx, stop) = bounded::<()>(0);
         let mode = options.mode;
-        let (stream, clock) = (&stream, &clock);
+        let (transmitter, receiver, clock) = (&mut *transmitter, &mut *receiver, &clock);
 
         let sent = events_tx.clone();
         let send_span = span.clone();
@@ -113,7 +121,7 @@ pub fn run(
             .name("peer-send".into())
             .spawn_scoped(scope, move || {
                 let _entered = send_span.enter();
-                let result = send_pump(stream, input, &stop, mode, clock, &sent);
+                let result = send_pump(transmitter, input, &stop, mode, clock, &sent);
                 let _ = sent.send(Event::Sent(result));
             })
             .map_err(spawn_error)?;
@@ -123,7 +131,7 @@ pub fn run(
             .name("peer-recv".into())
             .spawn_scoped(scope, move || {
                 let _entered = recv_span.enter();
-                let result = recv_pump(stream, output, mode, clock, &received);
+                let result = recv_pump(receiver, output, mode, clock, &received);
                 let _ = received.send(Event::Received(result));
             })
             .map_err(spawn_error)?;
@@ -145,12 +153,12 @@ pub fn run(
 }
 
 /// Shuts the socket down both ways when dropped.
-struct ShutdownOnDrop<'a>(&'a TcpStream);
+struct ShutdownOnDrop<'a>(&'a std::net::TcpStream);
 
 impl Drop for ShutdownOnDrop<'_> {
     fn drop(&mut self) {
         // NotConnected just means the peer is already gone.
-        let _ = self.0.shutdown(Direction::Both);
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
     }
 }
 
@@ -221,9 +229,10 @@ enum Event {
     Received(std::result::Result<(), RecvFailure>),
 }
 
-/// The `peer-send` thread: input → socket, then half-close.
+/// The `peer-send` thread: input → socket, then half-close (the
+/// transport's finish).
 fn send_pump(
-    mut stream: &TcpStream,
+    stream: &mut dyn Transmit,
     input: &mut Input,
     stop: &Receiver<()>,
     mode: Mode,
@@ -275,11 +284,7 @@ fn send_pump(
     if let Some(ending) = said {
         let _ = events.send(Event::SaidGoodbye(ending));
     }
-    match stream.shutdown(Direction::Write) {
-        // The peer is already gone; the receiver reports how.
-        Err(error) if error.kind() == io::ErrorKind::NotConnected => {}
-        other => other?,
-    }
+    stream.finish()?;
     Ok(end)
 }
 
@@ -289,7 +294,7 @@ fn send_pump(
 /// keeps reading and discards what comes, so that closing never turns into
 /// a reset; the coordinator bounds that wait by `--linger`.
 fn recv_pump(
-    mut stream: &TcpStream,
+    stream: &mut dyn Receive,
     output: &mut (dyn Write + Send),
     mode: Mode,
     clock: &Clock,

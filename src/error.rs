@@ -50,6 +50,16 @@ pub enum Error {
         /// The underlying error.
         source: io::Error,
     },
+    /// The `--secret` handshake with a peer failed: wrong secret, a peer
+    /// not using `--secret`, a timeout.
+    Handshake {
+        /// The peer's address.
+        peer: SocketAddr,
+        /// What went wrong.
+        source: crate::transport::secret::HandshakeError,
+    },
+    /// Three wrong secrets: the server stopped listening.
+    TooManyGuesses,
     /// Reading our input or writing our output failed.
     Local {
         /// What we were doing.
@@ -88,6 +98,10 @@ impl fmt::Display for Error {
                     describe(source)
                 )
             }
+            Error::Handshake { peer, source } => write!(f, "{source} ({peer})"),
+            Error::TooManyGuesses => {
+                f.write_str("3 wrong secrets: stopped so that nobody can keep guessing")
+            }
             Error::Local { op, source } => write!(f, "{op}: {}", describe(source)),
         }
     }
@@ -102,6 +116,8 @@ impl std::error::Error for Error {
             | Error::Accept(source)
             | Error::Conversation { source, .. }
             | Error::Local { source, .. } => Some(source),
+            Error::Handshake { source, .. } => Some(source),
+            Error::TooManyGuesses => None,
         }
     }
 }

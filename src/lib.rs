@@ -63,6 +63,7 @@ pub use input::Input;
 pub use options::{Command, ConnectOptions, ConversationOptions, Mode, RoomOptions, ServeOptions};
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
 pub use status::Status;
+pub use transport::Connection;
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};

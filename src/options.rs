@@ -1,6 +1,7 @@
 //! Plain option structs the engine takes. The command line (`cli.rs`) builds
 //! them; library users build them directly. No clap types past this point.
 
+use crate::transport::Security;
 use std::time::Duration;
 
 /// How bytes are treated on the way through.
@@ -28,6 +29,8 @@ pub struct ConversationOptions {
     /// The input is a person at a terminal. In raw mode the peer's EOF then
     /// ends the conversation, as netcat's listener does.
     pub input_is_terminal: bool,
+    /// Plain, or which handshake each connection gets first.
+    pub security: Security,
 }
 
 impl Default for ConversationOptions {
@@ -38,6 +41,7 @@ impl Default for ConversationOptions {
             idle_timeout: None,
             recv_only: false,
             input_is_terminal: false,
+            security: Security::Plain,
         }
     }
 }
@@ -110,6 +114,14 @@ impl Command {
         match self {
             Command::Serve(serve) => &serve.conversation,
             Command::Connect(connect) => &connect.conversation,
+        }
+    }
+
+    /// The conversation options of either subcommand, to change.
+    pub fn conversation_mut(&mut self) -> &mut ConversationOptions {
+        match self {
+            Command::Serve(serve) => &mut serve.conversation,
+            Command::Connect(connect) => &mut connect.conversation,
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::net::{self, Acceptor};
 use crate::options::ServeOptions;
 use crate::shutdown::Shutdown;
 use crate::status::Status;
+use crate::transport::{self, Side};
 use crossbeam_channel::select;
 use std::io::Write;
 
@@ -58,7 +59,17 @@ pub fn serve(
             recv(shutdown.receiver()) -> _ => return Ok(Ending::Interrupted),
         };
         status.connection_from(peer);
-        let ended = conversation::run(stream, peer, input, output, &options.conversation, shutdown);
+        let ended = transport::establish(stream, Side::Server, &options.conversation.security)
+            .and_then(|connection| {
+                conversation::run(
+                    connection,
+                    peer,
+                    input,
+                    output,
+                    &options.conversation,
+                    shutdown,
+                )
+            });
         match ended {
             Ok(ending) => {
                 status.ended(peer, ending);
@@ -69,6 +80,11 @@ pub fn serve(
                     return Ok(ending);
                 }
             }
+            // Three wrong secrets, in all: stop, so nobody can keep guessing.
+            Err(error) if guesses_spent(options) => {
+                status.failed(&error);
+                return Err(Error::TooManyGuesses);
+            }
             // One peer's failure ends only its conversation.
             Err(error) if !options.once && !matches!(error, Error::Local { .. }) => {
                 status.failed(&error);
@@ -78,5 +94,13 @@ pub fn serve(
             }
             Err(error) => return Err(error),
         }
+    }
+}
+
+/// Whether `--secret`'s guess budget is used up (SPEC, "Secret channel").
+fn guesses_spent(options: &ServeOptions) -> bool {
+    match &options.conversation.security {
+        transport::Security::Secret(setup) => setup.budget.exhausted(),
+        _ => false,
     }
 }

@@ -5,12 +5,14 @@
 //! A file per term of the SPEC: [`handshake`] (preamble, SPAKE2, the
 //! confirmation tags, the 10 s bound), [`keys`] (the HKDF key schedule),
 //! [`record`] (the sealed records and the two halves that carry them),
-//! [`words`] (where the secret comes from). This file holds the secret
+//! [`words`] (where the secret comes from), [`guard`] (a plain connection
+//! whose peer speaks this protocol). This file holds the secret
 //! itself, the guess budget, and [`connect`], which runs the handshake and
 //! hands back the two halves. All the cryptography is from crates
 //! (`spake2`, `hkdf`, `sha2`, `chacha20poly1305`, `subtle`); keys and the
 //! secret are zeroed when dropped.
 
+pub mod guard;
 pub mod handshake;
 pub mod keys;
 pub mod record;
@@ -252,6 +254,8 @@ mod vectors {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::Transmit;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
     use std::thread;
 
@@ -292,17 +296,17 @@ mod tests {
         let budget = GuessBudget::new();
         let (client, server) = pair("olive-tundra", " olive-tundra\n", &budget);
         let (mut client, mut server) = (client.unwrap(), server.unwrap());
-        client.transmitter.transmit(b"hello\n").unwrap();
+        client.transmitter.write_all(b"hello\n").unwrap();
         client.transmitter.finish().unwrap();
-        server.transmitter.transmit(&vec![7; 200_000]).unwrap();
+        server.transmitter.write_all(&vec![7; 200_000]).unwrap();
         server.transmitter.finish().unwrap();
         let mut buf = vec![0; 300_000];
-        let n = server.receiver.receive(&mut buf).unwrap();
+        let n = server.receiver.read(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"hello\n");
-        assert_eq!(server.receiver.receive(&mut buf).unwrap(), 0);
+        assert_eq!(server.receiver.read(&mut buf).unwrap(), 0);
         let mut got = 0;
         loop {
-            match client.receiver.receive(&mut buf[got..]).unwrap() {
+            match client.receiver.read(&mut buf[got..]).unwrap() {
                 0 => break,
                 n => got += n,
             }

@@ -11,9 +11,10 @@
 //! crate's, which checks the tag in constant time and zeroes its key when
 //! dropped.
 
+use crate::transport::{Receive, Transmit};
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 
@@ -150,42 +151,76 @@ impl SecretTransmitter {
         }
     }
 
-    /// Sends all of `bytes`, as records of at most 64 KiB.
-    pub fn transmit(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// Seals up to [`WRITE_BATCH`] bytes of `bufs` (in order, as records of
+    /// at most 64 KiB) and writes them all, in one write where the socket
+    /// takes it. Returns how many plaintext bytes went out.
+    fn send(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         if self.finished {
             return Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
                 "this direction has ended",
             ));
         }
-        for batch in bytes.chunks(WRITE_BATCH) {
-            self.out.clear();
-            for piece in batch.chunks(MAX_PLAINTEXT) {
+        self.out.clear();
+        let mut taken = 0;
+        for buf in bufs {
+            let room = WRITE_BATCH - taken;
+            if room == 0 {
+                break;
+            }
+            let buf = &buf[..buf.len().min(room)];
+            for piece in buf.chunks(MAX_PLAINTEXT) {
                 self.sealer.seal_into(piece, &mut self.out)?;
             }
-            (&*self.socket).write_all(&self.out)?;
+            taken += buf.len();
         }
-        Ok(())
+        // Once sealed, a record's number is spent: it must go out whole, so
+        // this writes all of it even though `write` may return short.
+        (&*self.socket).write_all(&self.out)?;
+        Ok(taken)
+    }
+}
+
+impl Write for SecretTransmitter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.send(&[IoSlice::new(buf)])
     }
 
-    /// Sends several buffers; each becomes records of its own.
-    pub fn transmit_vectored(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
-        for buf in bufs {
-            self.transmit(buf)?;
-        }
-        Ok(())
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.send(bufs)
     }
 
-    /// Ends our direction: the end record, then `shutdown(Write)`.
-    pub fn finish(&mut self) -> io::Result<()> {
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transmit for SecretTransmitter {
+    /// Ends our direction: the end record, then `shutdown(Write)`. A peer
+    /// already gone is not an error here: the receiving half says how.
+    fn finish(&mut self) -> io::Result<()> {
         if self.finished {
             return Ok(());
         }
         self.finished = true;
         self.out.clear();
         self.sealer.seal_into(&[], &mut self.out)?;
-        (&*self.socket).write_all(&self.out)?;
-        self.socket.shutdown(Shutdown::Write)
+        let gone = |error: &io::Error| {
+            matches!(
+                error.kind(),
+                io::ErrorKind::NotConnected
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionReset
+            )
+        };
+        match (&*self.socket).write_all(&self.out) {
+            Err(error) if gone(&error) => return Ok(()),
+            other => other?,
+        }
+        match self.socket.shutdown(Shutdown::Write) {
+            Err(error) if gone(&error) => Ok(()),
+            other => other,
+        }
     }
 }
 
@@ -225,9 +260,13 @@ impl SecretReceiver {
             ended: false,
         }
     }
+}
 
+impl Receive for SecretReceiver {}
+
+impl Read for SecretReceiver {
     /// Plaintext in; `Ok(0)` only at the peer's authenticated end.
-    pub fn receive(&mut self, out: &mut [u8]) -> io::Result<usize> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if out.is_empty() {
             return Ok(0);
         }
@@ -244,7 +283,9 @@ impl SecretReceiver {
             self.next_record()?;
         }
     }
+}
 
+impl SecretReceiver {
     /// Reads and opens the next record: its plaintext goes to `plain`, or
     /// the end record sets `ended` (once the peer's EOF follows it).
     fn next_record(&mut self) -> io::Result<()> {
