@@ -57,6 +57,7 @@ pub struct Cmd {
     args: Vec<OsString>,
     stdin: StdinMode,
     stdout_manual: bool,
+    envs: Vec<(OsString, Option<OsString>)>,
 }
 
 /// A builder for the `duplex` binary under test.
@@ -71,6 +72,7 @@ pub fn program(name: impl Into<OsString>) -> Cmd {
         args: Vec::new(),
         stdin: StdinMode::Piped,
         stdout_manual: false,
+        envs: Vec::new(),
     }
 }
 
@@ -111,6 +113,18 @@ impl Cmd {
         self
     }
 
+    /// Sets an environment variable for the child.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.envs.push((key.into(), Some(value.into())));
+        self
+    }
+
+    /// Removes an environment variable for the child.
+    pub fn env_remove(mut self, key: impl Into<OsString>) -> Self {
+        self.envs.push((key.into(), None));
+        self
+    }
+
     /// stdin is `/dev/null` (end of input from the start).
     pub fn stdin_null(mut self) -> Self {
         self.stdin = StdinMode::Null;
@@ -142,6 +156,12 @@ impl Cmd {
     pub fn spawn(self) -> Proc {
         let name = self.describe();
         let mut command = Command::new(&self.program);
+        for (key, value) in &self.envs {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
         command
             .args(&self.args)
             .stdout(Stdio::piped())
