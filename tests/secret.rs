@@ -513,16 +513,17 @@ fn serve_makes_up_a_secret_and_shows_it_even_when_quiet() {
 
 #[test]
 fn connect_without_words_or_a_terminal_is_a_usage_error() {
-    if std::fs::File::open("/dev/tty").is_ok() {
-        // A child would inherit our terminal and be asked.
-        skip("runs only without a controlling terminal (setsid it)");
+    // setsid: a new session has no controlling terminal, so no /dev/tty.
+    if !require_peer("setsid") {
         return;
     }
-    let mut p = duplex()
+    let mut p = program("setsid")
         .env_remove("DUPLEX_SECRET")
+        .args(["-w", env!("CARGO_BIN_EXE_duplex")])
         .args(["connect", "--secret", "127.0.0.1", "9"])
         .spawn();
     p.assert_exit(2);
+    assert!(p.stderr().contains("DUPLEX_SECRET"), "{}", p.stderr());
 }
 
 #[test]
