@@ -178,6 +178,34 @@ fn a_guess_is_also_a_peer_that_leaves_before_its_tag() {
 }
 
 #[test]
+fn the_server_sends_nothing_keyed_before_the_client_proves_the_secret() {
+    use spake2::{Ed25519Group, Identity, Password, Spake2};
+    let (mut server, addr) = serve_secret(WORDS, &[]);
+    let (_spake, message) = Spake2::<Ed25519Group>::start_a(
+        &Password::new(b"a wrong guess"),
+        &Identity::new(b"duplex-client"),
+        &Identity::new(b"duplex-server"),
+    );
+    let mut s = connect_raw(addr);
+    s.write_all(PREAMBLE).unwrap();
+    s.write_all(&message).unwrap();
+    let mut opening = [0; 49];
+    s.read_exact(&mut opening).unwrap();
+    // Nothing more until a Tc arrives, and after a wrong one, only EOF.
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut more = [0; 1];
+    assert!(
+        s.read(&mut more).is_err(),
+        "the server spoke before our tag"
+    );
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.write_all(&[0; 32]).unwrap();
+    expect_eof_after(&mut s, b"");
+    server.wait_for_stderr("wrong secret");
+}
+
+#[test]
 fn a_plain_connect_to_a_secret_server_is_told_so() {
     let (mut server, addr) = serve_secret(WORDS, &[]);
     let mut plain = connect(addr, &["--linger", "1"]);
