@@ -268,6 +268,40 @@ fn a_client_does_not_wait_for_ever_for_the_handshake() {
     drop(listener);
 }
 
+#[test]
+fn clients_that_give_up_in_a_busy_servers_backlog_are_no_guesses() {
+    let (mut server, addr) = serve_secret(WORDS, &[]);
+    let mut busy = connect_secret(addr, WORDS, &[]);
+    busy.write(b"a long talk\n");
+    server.wait_for_stdout(b"a long talk\n");
+    // Three clients wait behind it, give up after 10 s, and say so.
+    let mut waiting: Vec<Proc> = (0..3).map(|_| connect_secret(addr, WORDS, &[])).collect();
+    for client in &mut waiting {
+        client.assert_exit(1);
+        assert!(
+            client.stderr().contains("handshake timed out"),
+            "{}",
+            client.stderr()
+        );
+    }
+    busy.close_stdin();
+    busy.assert_exit(0);
+    for _ in 0..3 {
+        server.wait_for_stderr("the peer left before the handshake");
+    }
+    server.assert_running();
+    let mut late = connect_secret(addr, WORDS, &[]);
+    late.write(b"still here?\n");
+    server.wait_for_stdout(b"still here?\n");
+    late.close_stdin();
+    late.assert_exit(0);
+    assert!(
+        !server.stderr().contains("wrong secret"),
+        "{}",
+        server.stderr()
+    );
+}
+
 // ---------------------------------------------------------------------------
 // The man in the middle
 

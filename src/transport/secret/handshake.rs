@@ -47,6 +47,9 @@ pub enum HandshakeError {
     TimedOut,
     /// The peer closed before it had sent its part of the handshake.
     Closed,
+    /// The peer had sent its opening and closed before we spoke (it gave up
+    /// waiting in the backlog): not a guess.
+    LeftEarly,
     /// The peer's SPAKE2 message is not a valid one.
     BadMessage,
     /// The guess budget is spent (by handshakes running at once).
@@ -70,6 +73,9 @@ impl fmt::Display for HandshakeError {
             HandshakeError::Closed => {
                 f.write_str("the peer closed the connection during the handshake")
             }
+            HandshakeError::LeftEarly => f.write_str(
+                "the peer left before the handshake (it waited too long for this server?)",
+            ),
             HandshakeError::BadMessage => f.write_str("the peer's handshake message is not valid"),
             HandshakeError::NoGuessesLeft => f.write_str("no guesses left: 3 wrong secrets"),
             HandshakeError::Io(error) => {
@@ -116,7 +122,7 @@ fn client(stream: &TcpStream, secret: &Secret, deadline: Instant) -> Result<Keys
         &Identity::new(ID_SERVER),
     );
     send_opening(stream, &message, deadline)?;
-    let theirs = read_opening(stream, deadline)?;
+    let theirs = read_opening(stream, &[], deadline)?;
     let k = Zeroizing::new(
         spake
             .finish(&theirs)
@@ -149,8 +155,22 @@ fn server(
         &Identity::new(ID_CLIENT),
         &Identity::new(ID_SERVER),
     );
+    // A client that gave up while it waited in the backlog has sent its
+    // opening and closed before we said a word: it never saw our message, so
+    // it cannot have sent a tag, and its leaving is no guess (the guess
+    // budget is for peers that could have tried a secret).
+    let early = already_sent(stream)?;
+    if early.closed {
+        return Err(
+            if PREAMBLE.starts_with(&early.bytes[..early.len.min(PREAMBLE.len())]) {
+                HandshakeError::LeftEarly
+            } else {
+                HandshakeError::NotSecret
+            },
+        );
+    }
     send_opening(stream, &message, deadline)?;
-    let theirs = read_opening(stream, deadline)?;
+    let theirs = read_opening(stream, &early.bytes[..early.len], deadline)?;
     // From here on, whatever goes wrong is a guess, and it is counted before
     // the tag is compared: handshakes running at once cannot compare more
     // wrong tags than the budget allows.
@@ -192,13 +212,70 @@ fn send_opening(
     write_by(stream, &opening, deadline)
 }
 
-/// The peer's preamble (refused at its first wrong byte) and its message.
+/// What the peer sent before we spoke, read without waiting, and whether it
+/// has closed already.
+struct Early {
+    bytes: [u8; PREAMBLE.len() + MESSAGE_LEN],
+    len: usize,
+    closed: bool,
+}
+
+fn already_sent(stream: &TcpStream) -> Result<Early, HandshakeError> {
+    let mut early = Early {
+        bytes: [0; PREAMBLE.len() + MESSAGE_LEN],
+        len: 0,
+        closed: false,
+    };
+    stream.set_nonblocking(true).map_err(HandshakeError::Io)?;
+    let result = (|| {
+        while early.len < early.bytes.len() {
+            match (&*stream).read(&mut early.bytes[early.len..]) {
+                Ok(0) => {
+                    early.closed = true;
+                    return Ok(());
+                }
+                Ok(n) => early.len += n,
+                Err(error) => match error.kind() {
+                    io::ErrorKind::Interrupted => {}
+                    io::ErrorKind::WouldBlock => return Ok(()),
+                    io::ErrorKind::ConnectionReset => {
+                        early.closed = true;
+                        return Ok(());
+                    }
+                    _ => return Err(HandshakeError::Io(error)),
+                },
+            }
+        }
+        // The whole opening is here: is the peer's EOF right behind it?
+        // (Peeking takes nothing: a byte here is read again below.)
+        let mut next = [0; 1];
+        match stream.peek(&mut next) {
+            Ok(0) => early.closed = true,
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) if error.kind() == io::ErrorKind::ConnectionReset => early.closed = true,
+            Err(error) => return Err(HandshakeError::Io(error)),
+        }
+        Ok(())
+    })();
+    stream.set_nonblocking(false).map_err(HandshakeError::Io)?;
+    result.map(|()| early)
+}
+
+/// The peer's preamble (refused at its first wrong byte) and its message;
+/// `early` is what of them was read already.
 fn read_opening(
     stream: &TcpStream,
+    early: &[u8],
     deadline: Instant,
 ) -> Result<[u8; MESSAGE_LEN], HandshakeError> {
+    let (early_preamble, early_message) = early.split_at(early.len().min(PREAMBLE.len()));
+    if !PREAMBLE.starts_with(early_preamble) {
+        return Err(HandshakeError::NotSecret);
+    }
     let mut preamble = [0; PREAMBLE.len()];
-    let mut got = 0;
+    preamble[..early_preamble.len()].copy_from_slice(early_preamble);
+    let mut got = early_preamble.len();
     while got < preamble.len() {
         match read_some(stream, &mut preamble[got..], deadline)? {
             0 if got == 0 => return Err(HandshakeError::Closed),
@@ -210,7 +287,8 @@ fn read_opening(
         }
     }
     let mut message = [0; MESSAGE_LEN];
-    match read_by(stream, &mut message, deadline) {
+    message[..early_message.len()].copy_from_slice(early_message);
+    match read_by(stream, &mut message[early_message.len()..], deadline) {
         Ok(()) => Ok(message),
         Err(Short::Eof) => Err(HandshakeError::Closed),
         Err(other) => Err(other.into()),
