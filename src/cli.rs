@@ -2,11 +2,14 @@
 //! plain [`crate::options`]. Clap stops here; the engine never sees it.
 
 use crate::options::{
-    Command, ConnectOptions, ConversationOptions, Mode, RoomOptions, ServeOptions,
+    Access, Command, ConnectOptions, ConversationOptions, Family, Mode, NetOptions, RoomOptions,
+    ServeOptions,
 };
 use crate::view::{ColorChoice, ViewOptions};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
 use std::io::{self, Write};
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// A threaded, full-duplex TCP chat tool: a friendlier, safer netcat.
@@ -108,9 +111,10 @@ pub struct ServeArgs {
     /// Port to listen on (0: any free port, printed on stderr).
     #[arg(value_name = "PORT")]
     pub port: u16,
-    /// Local address to listen on (IPv4 or IPv6 literal, or host name).
-    #[arg(short, long, value_name = "ADDR", default_value = "0.0.0.0")]
-    pub bind: String,
+    /// Local address to listen on (IPv4 or IPv6 literal, or host name)
+    /// [default: 0.0.0.0; :: with -6].
+    #[arg(short, long, value_name = "ADDR")]
+    pub bind: Option<String>,
     /// End after the first conversation.
     #[arg(long)]
     pub once: bool,
@@ -120,6 +124,13 @@ pub struct ServeArgs {
     /// With --room: peers allowed at once.
     #[arg(long, value_name = "N", requires = "room", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_peers: Option<u32>,
+    /// Accept only peers in this network (repeatable; an address alone is
+    /// one host).
+    #[arg(long, value_name = "CIDR", value_parser = parse_net)]
+    pub allow: Vec<IpNet>,
+    /// Refuse peers in this network (repeatable; wins over --allow).
+    #[arg(long, value_name = "CIDR", value_parser = parse_net)]
+    pub deny: Vec<IpNet>,
     /// Options for the conversation.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -171,6 +182,16 @@ pub struct CommonArgs {
     /// In the terminal view, prefix each line with the local time (HH:MM:SS).
     #[arg(long)]
     pub timestamps: bool,
+    /// Notice a peer that vanished without closing after about this long
+    /// (TCP keepalive and user timeout); 0 turns it off.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs, allow_negative_numbers = true)]
+    pub keepalive: Duration,
+    /// IPv4 addresses only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// IPv6 addresses only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
     /// Encrypt and authenticate the conversation with a shared secret. The
     /// words only with `=` (other users can read them in the process list);
     /// `--secret` alone reads DUPLEX_SECRET, or else serve makes up a secret
@@ -203,6 +224,14 @@ pub fn parse_secs(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("'{text}' is not a usable number of seconds"))
 }
 
+/// Parses CIDR: a network (`10.0.0.0/8`, `fd00::/8`) or one address.
+pub fn parse_net(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("'{text}' is not a network (like 10.0.0.0/8 or ::1/128)"))
+}
+
 impl Sub {
     /// The options shared by both subcommands.
     pub fn common(&self) -> &CommonArgs {
@@ -217,7 +246,10 @@ impl Sub {
     pub fn into_command(self, input_is_terminal: bool) -> Command {
         match self {
             Sub::Serve(serve) => Command::Serve(ServeOptions {
-                bind: serve.bind,
+                bind: serve.bind.unwrap_or_else(|| {
+                    let any = if serve.common.ipv6 { "::" } else { "0.0.0.0" };
+                    any.to_owned()
+                }),
                 port: serve.port,
                 once: serve.once,
                 room: serve.room.then(|| RoomOptions {
@@ -226,12 +258,18 @@ impl Sub {
                         .map_or(RoomOptions::default().max_peers, |n| n as usize),
                 }),
                 conversation: serve.common.conversation(input_is_terminal),
+                net: serve.common.net(),
+                access: Access {
+                    allow: serve.allow,
+                    deny: serve.deny,
+                },
             }),
             Sub::Connect(connect) => Command::Connect(ConnectOptions {
                 host: connect.host,
                 port: connect.port,
                 connect_timeout: connect.connect_timeout,
                 conversation: connect.common.conversation(input_is_terminal),
+                net: connect.common.net(),
             }),
         }
     }
@@ -290,6 +328,17 @@ impl CommonArgs {
         }
     }
 
+    fn net(&self) -> NetOptions {
+        NetOptions {
+            keepalive: Some(self.keepalive).filter(|secs| !secs.is_zero()),
+            family: match (self.ipv4, self.ipv6) {
+                (true, _) => Family::V4,
+                (_, true) => Family::V6,
+                _ => Family::Any,
+            },
+        }
+    }
+
     fn conversation(&self, input_is_terminal: bool) -> ConversationOptions {
         ConversationOptions {
             mode: if self.raw { Mode::Raw } else { Mode::Chat },
@@ -337,6 +386,45 @@ mod tests {
         assert!(Cli::try_parse_from(["duplex", "serve", "--room", "--raw", "0"]).is_err());
         assert!(Cli::try_parse_from(["duplex", "serve", "99999"]).is_err());
         assert!(Cli::try_parse_from(["duplex", "connect", "h", "1", "--linger", "-1"]).is_err());
+    }
+
+    #[test]
+    fn connection_options_parse() {
+        let serve = |args: &[&str]| {
+            let cli = Cli::try_parse_from(["duplex", "serve"].iter().chain(args)).unwrap();
+            let Action::Run(sub) = cli.action() else {
+                panic!("expected a subcommand")
+            };
+            let Command::Serve(serve) = sub.into_command(false) else {
+                panic!("expected serve")
+            };
+            serve
+        };
+        let plain = serve(&["0"]);
+        assert_eq!(plain.net.keepalive, Some(Duration::from_secs(60)));
+        assert_eq!(
+            (plain.net.family, plain.bind.as_str()),
+            (Family::Any, "0.0.0.0")
+        );
+        let v6 = serve(&["-6", "--keepalive", "0", "0"]);
+        assert_eq!((v6.net.family, v6.bind.as_str()), (Family::V6, "::"));
+        assert_eq!(v6.net.keepalive, None);
+        let rules = serve(&[
+            "--allow",
+            "10.0.0.0/8",
+            "--allow",
+            "::1",
+            "--deny",
+            "10.1.0.0/16",
+            "0",
+        ]);
+        assert_eq!(rules.access.allow.len(), 2);
+        assert_eq!(rules.access.deny, ["10.1.0.0/16".parse::<IpNet>().unwrap()]);
+        assert!(Cli::try_parse_from(["duplex", "serve", "-4", "-6", "0"]).is_err());
+        assert!(Cli::try_parse_from(["duplex", "connect", "-4", "-6", "h", "1"]).is_err());
+        assert!(Cli::try_parse_from(["duplex", "serve", "--allow", "10.0.0.0/33", "0"]).is_err());
+        assert!(Cli::try_parse_from(["duplex", "connect", "--allow", "::1", "h", "1"]).is_err());
+        assert!(Cli::try_parse_from(["duplex", "connect", "--keepalive", "-1", "h", "1"]).is_err());
     }
 
     #[test]

@@ -18,7 +18,12 @@ pub fn connect(
     shutdown: &Shutdown,
     status: &Status,
 ) -> Result<Ending> {
-    let stream = net::connect(&options.host, options.port, options.connect_timeout)?;
+    let stream = net::connect(
+        &options.host,
+        options.port,
+        options.connect_timeout,
+        &options.net,
+    )?;
     let peer = stream.peer_addr().map_err(|source| Error::Connect {
         target: net::display_target(&options.host, options.port),
         tried: Vec::new(),

@@ -95,7 +95,9 @@ pub fn run(
         mut receiver,
         mut transmitter,
     } = connection.into();
-    crate::net::tune(&socket);
+    // Sockets from `serve` and `connect` are tuned already (keepalive
+    // included); this keeps Nagle off for streams a library user hands us.
+    crate::net::tune(&socket, None);
     let span = tracing::info_span!("conversation", %peer);
     let _entered = span.enter();
     let clock = Clock::new();

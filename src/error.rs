@@ -73,7 +73,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Resolve { target, source } => {
-                write!(f, "could not resolve {target}: {}", describe(source))
+                write!(f, "could not resolve {target}: {}", plainly(source))
             }
             Error::Connect {
                 target,
@@ -85,12 +85,12 @@ impl fmt::Display for Error {
                     let list: Vec<String> = tried.iter().map(ToString::to_string).collect();
                     write!(f, " (tried {})", list.join(", "))?;
                 }
-                write!(f, ": {}", describe(source))
+                write!(f, ": {}", plainly(source))
             }
             Error::Bind { addr, source } => {
-                write!(f, "could not listen on {addr}: {}", describe(source))
+                write!(f, "could not listen on {addr}: {}", plainly(source))
             }
-            Error::Accept(source) => write!(f, "could not accept: {}", describe(source)),
+            Error::Accept(source) => write!(f, "could not accept: {}", plainly(source)),
             Error::Conversation { peer, op, source } => {
                 write!(
                     f,
@@ -102,7 +102,7 @@ impl fmt::Display for Error {
             Error::TooManyGuesses => {
                 f.write_str("3 wrong secrets: stopped so that nobody can keep guessing")
             }
-            Error::Local { op, source } => write!(f, "{op}: {}", describe(source)),
+            Error::Local { op, source } => write!(f, "{op}: {}", plainly(source)),
         }
     }
 }
@@ -122,9 +122,22 @@ impl std::error::Error for Error {
     }
 }
 
-/// An I/O error as a person wants to read it: `connection refused`, not
-/// `Connection refused (os error 111)`.
+/// A conversation's I/O error as a person wants to read it: `connection
+/// reset by peer`, not `Connection reset by peer (os error 104)`.
+///
+/// A conversation socket times out only when keepalive or the user timeout
+/// (`--keepalive`, see [`crate::net::tune`]) gave up on a peer that stopped
+/// answering: that reads "peer vanished" (SPEC, "Connections").
 pub fn describe(error: &io::Error) -> String {
+    if error.kind() == io::ErrorKind::TimedOut {
+        return "peer vanished".to_owned();
+    }
+    plainly(error)
+}
+
+/// An I/O error as a person wants to read it: `connection refused`, not
+/// `Connection refused (os error 111)`. A dial that timed out says so.
+fn plainly(error: &io::Error) -> String {
     let text = error.to_string();
     let text = match text.find(" (os error ") {
         Some(at) => &text[..at],
@@ -147,5 +160,13 @@ mod tests {
         assert_eq!(describe(&refused), "connection refused");
         let custom = io::Error::other("Odd thing");
         assert_eq!(describe(&custom), "odd thing");
+        let timed_out = io::Error::from(io::ErrorKind::TimedOut);
+        assert_eq!(describe(&timed_out), "peer vanished");
+        let dial = Error::Connect {
+            target: "h:1".into(),
+            tried: Vec::new(),
+            source: io::Error::new(io::ErrorKind::TimedOut, "timed out"),
+        };
+        assert_eq!(dial.to_string(), "could not connect to h:1: timed out");
     }
 }

@@ -50,6 +50,7 @@ pub mod input;
 pub mod lines;
 pub mod net;
 pub mod options;
+pub mod render;
 pub mod room;
 pub mod serve;
 pub mod shutdown;
@@ -60,7 +61,10 @@ pub mod view;
 pub use conversation::Ending;
 pub use error::{Error, Result};
 pub use input::Input;
-pub use options::{Command, ConnectOptions, ConversationOptions, Mode, RoomOptions, ServeOptions};
+pub use options::{
+    Access, Command, ConnectOptions, ConversationOptions, Family, Mode, NetOptions, RoomOptions,
+    ServeOptions,
+};
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
 pub use status::Status;
 pub use transport::Connection;
@@ -70,14 +74,23 @@ use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
 
 /// Runs a command with the process's stdin and stdout, as the binary does.
+/// When stdout is a terminal, what the peer sends is shown through the
+/// [`render`] rule; otherwise stdout gets exactly the peer's bytes.
 pub fn run(command: &Command, shutdown: &Shutdown, status: &Status) -> Result<Ending> {
     let mut input = if command.conversation().recv_only {
         Input::silent()
     } else {
         stdin_input()?
     };
-    let mut output = stdout_output()?;
-    run_on(command, &mut input, &mut output, shutdown, status)
+    let output = stdout_output()?;
+    // A terminal is shown the peer's bytes as text (SPEC, "Terminal
+    // safety"); anything else gets them exactly.
+    let mut output: Box<dyn Write + Send> = if io::stdout().is_terminal() {
+        Box::new(render::RenderingWriter::new(output))
+    } else {
+        Box::new(output)
+    };
+    run_on(command, &mut input, &mut *output, shutdown, status)
 }
 
 /// Like [`run`], but with the interactive terminal view ([`view`]) when

@@ -2,6 +2,8 @@
 //! them; library users build them directly. No clap types past this point.
 
 use crate::transport::Security;
+use ipnet::IpNet;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// How bytes are treated on the way through.
@@ -59,6 +61,10 @@ pub struct ServeOptions {
     pub room: Option<RoomOptions>,
     /// How each conversation behaves.
     pub conversation: ConversationOptions,
+    /// Keepalive and address family (SPEC, "Connections").
+    pub net: NetOptions,
+    /// Who may connect (`--allow`, `--deny`).
+    pub access: Access,
 }
 
 impl Default for ServeOptions {
@@ -69,6 +75,8 @@ impl Default for ServeOptions {
             once: false,
             room: None,
             conversation: ConversationOptions::default(),
+            net: NetOptions::default(),
+            access: Access::default(),
         }
     }
 }
@@ -97,6 +105,81 @@ pub struct ConnectOptions {
     pub connect_timeout: Option<Duration>,
     /// How the conversation behaves.
     pub conversation: ConversationOptions,
+    /// Keepalive and address family (SPEC, "Connections").
+    pub net: NetOptions,
+}
+
+/// Which addresses to resolve, dial and bind (`-4`, `-6`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Family {
+    /// IPv4 and IPv6, in the resolver's order.
+    #[default]
+    Any,
+    /// IPv4 only.
+    V4,
+    /// IPv6 only; a server bound to `::` then takes no IPv4 peers.
+    V6,
+}
+
+impl Family {
+    /// Whether `ip` is of this family.
+    pub fn admits(self, ip: IpAddr) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => ip.is_ipv4(),
+            Family::V6 => ip.is_ipv6(),
+        }
+    }
+}
+
+/// How every connection is made and kept, served or dialled (SPEC,
+/// "Connections").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetOptions {
+    /// A peer that vanishes without closing is noticed after about this
+    /// long (TCP keepalive and user timeout); `None` turns it off.
+    pub keepalive: Option<Duration>,
+    /// Which addresses to use.
+    pub family: Family,
+}
+
+impl Default for NetOptions {
+    fn default() -> Self {
+        NetOptions {
+            keepalive: Some(Duration::from_secs(60)),
+            family: Family::Any,
+        }
+    }
+}
+
+/// Who may connect to a server: `--allow` and `--deny` networks. Deny wins;
+/// with no allow rule everyone not denied may connect.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    /// Only peers in these networks (none: everyone).
+    pub allow: Vec<IpNet>,
+    /// Never peers in these networks.
+    pub deny: Vec<IpNet>,
+}
+
+impl Access {
+    /// Whether a peer at `ip` may connect. An IPv4-mapped IPv6 address
+    /// (`::ffff:127.0.0.1`, what a dual-stack listener reports for an IPv4
+    /// peer) matches the IPv4 rules as well as the IPv6 ones.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        let canonical = ip.to_canonical();
+        let hit = |rules: &[IpNet]| {
+            rules
+                .iter()
+                .any(|net| net.contains(&ip) || net.contains(&canonical))
+        };
+        !hit(&self.deny) && (self.allow.is_empty() || hit(&self.allow))
+    }
+
+    /// Whether every peer may connect.
+    pub fn is_open(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty()
+    }
 }
 
 /// What to run.
@@ -123,5 +206,34 @@ impl Command {
             Command::Serve(serve) => &mut serve.conversation,
             Command::Connect(connect) => &mut connect.conversation,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(allow: &[&str], deny: &[&str]) -> Access {
+        let nets = |list: &[&str]| list.iter().map(|net| net.parse().unwrap()).collect();
+        Access {
+            allow: nets(allow),
+            deny: nets(deny),
+        }
+    }
+
+    #[test]
+    fn deny_wins_and_mapped_addresses_match_their_ipv4_rules() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let rules = access(&["127.0.0.0/8", "::1/128"], &["127.0.0.3/32"]);
+        assert!(rules.permits(ip("127.0.0.2")));
+        assert!(rules.permits(ip("::1")));
+        assert!(!rules.permits(ip("127.0.0.3")));
+        assert!(!rules.permits(ip("10.0.0.1")));
+        assert!(rules.permits(ip("::ffff:127.0.0.2")));
+        assert!(!rules.permits(ip("::ffff:127.0.0.3")));
+        assert!(!rules.permits(ip("::2")));
+        assert!(Access::default().permits(ip("10.0.0.1")));
+        assert!(!access(&[], &["::/0"]).permits(ip("::1")));
+        assert!(access(&[], &["::/0"]).permits(ip("127.0.0.1")));
     }
 }

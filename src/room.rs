@@ -12,15 +12,16 @@
 //! **What this module owns.** The hub is the thread that called [`run`]. It
 //! alone owns the peer table: there is no shared list of sockets, so relaying,
 //! joining, leaving and eviction are plain single-threaded code, and the
-//! `select!` in [`Hub::run`] reads like the SPEC — one arm each for newcomers
+//! `select!` in `Hub::run` reads like the SPEC — one arm each for newcomers
 //! ([`Acceptor`]), peer events, the server's input, Ctrl-C and a timer
 //! (the linger of leaving peers, the grace of peers behind).
 //!
 //! **Per peer**, two named threads share the socket as `Arc<TcpStream>` (no
 //! `try_clone`, which costs a descriptor each):
 //! - `room-recv` reads the socket, cuts whole lines (at most [`MAX_LINE`]
-//!   bytes), labels them `[ADDR] ` and sends each read's worth of whole lines
-//!   to the hub as one event. It also finds the peer's goodbye (an empty line;
+//!   bytes), labels them `[ADDR] `, neutralises them ([`crate::render`]: a
+//!   CRLF becomes `\n`, controls are shown) and sends each read's worth of
+//!   whole lines to the hub as one event. It also finds the peer's goodbye (an empty line;
 //!   EOF) and a line that is too long; after either it reads and discards
 //!   until EOF, so that closing never turns into a reset.
 //! - `room-send` is `for batch in queue { write_all }` (gathering what is
@@ -30,8 +31,8 @@
 //!
 //! **One wake-up per batch.** Waking a sleeping sender thread is most of the
 //! cost of a busy room, so the hub takes the events of lines already waiting
-//! along with the one that woke it (up to [`GATHER_EVENTS`] /
-//! [`GATHER_BYTES`]), and queues one batch per peer: all of them but the
+//! along with the one that woke it (up to `GATHER_EVENTS` /
+//! `GATHER_BYTES`), and queues one batch per peer: all of them but the
 //! peer's own, in order.
 //!
 //! **Bounded everywhere.** The events channel is bounded: a hub that cannot
@@ -40,16 +41,16 @@
 //! the senders. Each peer's queue is bounded in messages and in bytes, and the
 //! hub never waits on it. Being behind is not being too slow: in a burst, a
 //! peer that reads but is short of CPU falls behind for a moment. So a peer is
-//! evicted when its queue is over the soft bound ([`QUEUE_MESSAGES`],
-//! [`QUEUE_BYTES`]) *and* its sender thread has written nothing for
-//! [`STALL_GRACE`] (the sender stamps each write that makes progress), or at
-//! once when its queue reaches [`HARD_FACTOR`] times the soft bound. Eviction
+//! evicted when its queue is over the soft bound (`QUEUE_MESSAGES`,
+//! `QUEUE_BYTES`) *and* its sender thread has written nothing for
+//! `STALL_GRACE` (the sender stamps each write that makes progress), or at
+//! once when its queue reaches `HARD_FACTOR` times the soft bound. Eviction
 //! is `shutdown(Both)` first, which wakes the sender thread stuck in its
 //! write, so one peer that stops reading never stalls the others, and memory
 //! stays bounded by the hard bound. Both are checked when the hub offers the
 //! peer a message, and a peer found behind is checked again by the hub's
 //! timer when it would have been stalled for the grace period, so a peer
-//! that stops reading is gone about [`STALL_GRACE`] after its last write
+//! that stops reading is gone about `STALL_GRACE` after its last write
 //! even if the room falls silent. Messages are `Arc<[u8]>`, shared by every
 //! queue they are in.
 //!
@@ -67,6 +68,7 @@ use crate::error::{Error, Result, describe};
 use crate::input::{Chunk, Input};
 use crate::net::{Accepted, Acceptor};
 use crate::options::{ConversationOptions, RoomOptions};
+use crate::render;
 use crate::shutdown::Shutdown;
 use crate::status::Status;
 use crossbeam_channel::{
@@ -74,7 +76,7 @@ use crossbeam_channel::{
 };
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown as Direction, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -165,7 +167,7 @@ enum PeerEvent {
     Sent(io::Result<()>),
 }
 
-/// Runs a room on `listener` until the server's goodbye (an empty line or the
+/// Runs a room on `acceptor`'s newcomers until the server's goodbye (an empty line or the
 /// end of `input`), a shutdown, or the output's reader going away.
 ///
 /// Peers' lines go to `output`, labelled; `input`'s lines go to every peer,
@@ -176,7 +178,7 @@ enum PeerEvent {
 /// reaches nobody, and its goodbye ends the room at once. Joins, leaves and
 /// evictions are reported through `status`.
 pub fn run(
-    listener: TcpListener,
+    acceptor: Acceptor,
     room: &RoomOptions,
     options: &ConversationOptions,
     input: &mut Input,
@@ -184,7 +186,6 @@ pub fn run(
     shutdown: &Shutdown,
     status: &Status,
 ) -> Result<Ending> {
-    let acceptor = Acceptor::spawn(listener).map_err(Error::Accept)?;
     let (events_tx, events) = bounded(EVENTS);
     let (held, input_rx) = input.for_select();
     let hub = Hub {
@@ -493,7 +494,6 @@ impl Hub<'_> {
         if self.ending.is_some() {
             return;
         }
-        crate::net::tune(&stream);
         let max = self.room.max_peers;
         if self.active >= max {
             let refusing = self.peers.len() - self.active;
@@ -1117,7 +1117,8 @@ enum Cut {
 }
 
 /// Cuts a byte stream that arrives in reads into whole, labelled lines,
-/// holding at most [`MAX_LINE`] bytes of a line begun in an earlier read.
+/// neutralised by [`render`], holding at most [`MAX_LINE`] bytes of a line
+/// begun in an earlier read.
 #[derive(Debug, Default)]
 struct LineCutter {
     /// The start of a line whose `\n` has not arrived yet.
@@ -1153,9 +1154,15 @@ impl LineCutter {
                 self.reset();
                 return (start, Some(Cut::Goodbye));
             }
+            let line = out.len();
             out.extend_from_slice(label);
             out.extend_from_slice(&self.partial);
             out.extend_from_slice(piece);
+            // Peers and the server's output are terminals we cannot see:
+            // every line, a peer's or the server's, is neutralised as it is
+            // labelled, before it goes anywhere, so no peer can forge
+            // `[server]` or a notice (SPEC, "Terminal safety").
+            render::render_from(out, line);
             self.partial.clear();
         }
         let rest = &data[start..];
@@ -1181,9 +1188,11 @@ impl LineCutter {
         if self.skipping || self.partial.is_empty() {
             return false;
         }
+        let line = out.len();
         out.extend_from_slice(label);
         out.extend_from_slice(&self.partial);
         out.push(b'\n');
+        render::render_from(out, line);
         self.reset();
         true
     }
@@ -1228,7 +1237,7 @@ mod tests {
             cut_all(&[b"a\n\r", b"\nb\n"]),
             (b"L a\n".to_vec(), Some(Cut::Goodbye))
         );
-        assert_eq!(cut_all(&[b"\r", b"x\n"]), (b"L \rx\n".to_vec(), None));
+        assert_eq!(cut_all(&[b"\r", b"x\n"]), (b"L ^Mx\n".to_vec(), None));
     }
 
     #[test]

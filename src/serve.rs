@@ -8,7 +8,7 @@
 use crate::conversation::{self, Ending};
 use crate::error::{Error, Result};
 use crate::input::Input;
-use crate::net::{self, Acceptor};
+use crate::net::{self, Acceptor, Admission};
 use crate::options::ServeOptions;
 use crate::shutdown::Shutdown;
 use crate::status::Status;
@@ -26,16 +26,24 @@ pub fn serve(
     shutdown: &Shutdown,
     status: &Status,
 ) -> Result<Ending> {
-    let listener = net::bind(&options.bind, options.port)?;
+    let listener = net::bind(&options.bind, options.port, options.net.family)?;
     let local = listener.local_addr().map_err(|source| Error::Bind {
         addr: net::display_target(&options.bind, options.port),
         source,
     })?;
     status.listening(local);
     tracing::info!(%local, "listening");
+    // Refused peers are turned away by the accept thread, for a room too:
+    // they never reach a conversation.
+    let admission = Admission {
+        access: options.access.clone(),
+        keepalive: options.net.keepalive,
+        status: status.clone(),
+    };
+    let acceptor = Acceptor::spawn(listener, admission).map_err(Error::Accept)?;
     if let Some(room) = &options.room {
         return crate::room::run(
-            listener,
+            acceptor,
             room,
             &options.conversation,
             input,
@@ -44,7 +52,6 @@ pub fn serve(
             status,
         );
     }
-    let acceptor = Acceptor::spawn(listener).map_err(Error::Accept)?;
 
     loop {
         let (stream, peer) = select! {

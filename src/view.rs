@@ -30,8 +30,8 @@
 //!   thread (a thread blocked there has nothing to release).
 //! - **Incoming bytes** are written to [`ViewOutput`], which hands them to
 //!   `duplex-view-out`; that thread assembles lines, renders them (marker,
-//!   colour, timestamp, control bytes made visible) and queues them for the
-//!   printer. A partial line (no `\n` yet) is shown once the peer has been
+//!   colour, timestamp, control characters made visible by [`render`]) and
+//!   queues them for the printer. A partial line (no `\n` yet) is shown once the peer has been
 //!   quiet for [`PARTIAL_AFTER`], or when it grows past [`PARTIAL_MAX`], so
 //!   memory stays bounded and a prompt-like `Password: ` from a peer still
 //!   shows. Status lines are sent down the same channel, so they appear in
@@ -46,6 +46,7 @@
 
 use crate::input::{Chunk, Input};
 use crate::options::{Command, Mode};
+use crate::render;
 use crate::shutdown::ShutdownTrigger;
 use crate::status::Sink;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
@@ -456,7 +457,7 @@ fn show_loop(shown: &Receiver<Shown>, printer: &SyncSender<String>, style: &Styl
                 }
                 partial.extend_from_slice(rest);
                 while partial.len() >= PARTIAL_MAX {
-                    let tail = partial.split_off(PARTIAL_MAX);
+                    let tail = partial.split_off(char_boundary(&partial, PARTIAL_MAX));
                     print(style.incoming(&partial, continued));
                     partial = tail;
                     continued = true;
@@ -487,6 +488,17 @@ fn show_loop(shown: &Receiver<Shown>, printer: &SyncSender<String>, style: &Styl
             }
         }
     }
+}
+
+/// Where to cut a long partial line at or just before `at` (at most 3
+/// bytes before, so the cut always makes progress) without cutting a UTF-8
+/// character in two, whose halves would each be shown as U+FFFD.
+fn char_boundary(bytes: &[u8], at: usize) -> usize {
+    let continues = |i: usize| bytes.get(i).is_some_and(|b| b & 0xc0 == 0x80);
+    (at.saturating_sub(3).max(1)..=at)
+        .rev()
+        .find(|&i| !continues(i))
+        .unwrap_or(at)
 }
 
 /// Marker of a line from the peer.
@@ -522,7 +534,8 @@ impl Style {
     }
 
     fn paint(&self, sgr: &str, text: &str) -> String {
-        if self.colour {
+        // An empty text (no timestamp) gets no colour codes either.
+        if self.colour && !text.is_empty() {
             format!("\x1b[{sgr}m{text}{RESET}")
         } else {
             text.to_owned()
@@ -532,7 +545,7 @@ impl Style {
     /// One line (or piece of a line) from the peer, without its `\n`.
     fn incoming(&self, bytes: &[u8], continued: bool) -> String {
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        let text = visible(bytes);
+        let text = render::render(bytes);
         let marker = if continued { CONTINUED } else { INCOMING };
         let sgr = if !self.room {
             PALETTE[0]
@@ -550,7 +563,7 @@ impl Style {
 
     /// A status line, dimmed.
     fn status(&self, line: &str) -> String {
-        let text = visible(line.as_bytes());
+        let text = render::render(line.as_bytes());
         self.paint(DIM, &format!("{}{STATUS}{text}", self.stamp()))
     }
 }
@@ -573,26 +586,6 @@ fn hash(text: &str) -> usize {
         h = h.wrapping_mul(0x0100_0193);
     }
     h as usize
-}
-
-/// Text safe to print: invalid UTF-8 becomes U+FFFD, and control characters
-/// (which could move the cursor or change colours) are shown as `^X`.
-fn visible(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\t' => out.push_str("    "),
-            '\u{7f}' => out.push_str("^?"),
-            c if u32::from(c) < 0x20 => {
-                out.push('^');
-                out.push(char::from(b'@' + c as u8));
-            }
-            c if ('\u{80}'..='\u{9f}').contains(&c) => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The prompt: `> `, in the typed-line colour; after Ctrl-D it says that
@@ -659,10 +652,27 @@ mod tests {
 
     #[test]
     fn control_and_invalid_bytes_are_made_visible() {
-        assert_eq!(visible(b"a\x1b[31mb"), "a^[[31mb");
-        assert_eq!(visible(b"\x00\x7f"), "^@^?");
-        assert_eq!(visible(b"\xff ok"), "\u{fffd} ok");
-        assert_eq!(visible("\u{9b}".as_bytes()), "\u{fffd}");
+        let style = plain(false);
+        assert_eq!(style.incoming(b"a\x1b[31mb", false), "< a^[[31mb");
+        assert_eq!(style.incoming(b"\x00\x7f\r\rx", false), "< ^@^?^M^Mx");
+        assert_eq!(style.incoming(b"\xff ok", false), "< \u{fffd} ok");
+        assert_eq!(
+            style.incoming("\u{9b}\u{202e}".as_bytes(), false),
+            "< <U+009B><U+202E>"
+        );
+        assert_eq!(style.status("a\x1b[2Jb"), "-- a^[[2Jb");
+    }
+
+    #[test]
+    fn a_long_partial_line_is_never_cut_inside_a_character() {
+        let mut line = vec![b'a'; PARTIAL_MAX - 1];
+        line.extend_from_slice("\u{e9}\u{1f600}".as_bytes());
+        assert_eq!(char_boundary(&line, PARTIAL_MAX), PARTIAL_MAX - 1);
+        assert_eq!(char_boundary(&line, PARTIAL_MAX + 1), PARTIAL_MAX + 1);
+        assert_eq!(char_boundary(&line, PARTIAL_MAX + 2), PARTIAL_MAX + 1);
+        assert_eq!(char_boundary(b"abc", 2), 2);
+        // Not UTF-8 at all: cut where asked.
+        assert_eq!(char_boundary(&[0x80; 16], 8), 8);
     }
 
     #[test]
@@ -672,6 +682,15 @@ mod tests {
         assert_eq!(plain(false).status("connected"), "-- connected");
     }
 
+    /// The SGR colour a rendered line starts with, and the rest.
+    fn colour_of(line: &str) -> (String, String) {
+        let rest = line
+            .strip_prefix("\x1b[")
+            .unwrap_or_else(|| panic!("{line:?} does not start with a colour"));
+        let (sgr, rest) = rest.split_once('m').expect("an SGR sequence");
+        (sgr.to_owned(), rest.to_owned())
+    }
+
     #[test]
     fn room_labels_keep_their_colour() {
         let style = Style {
@@ -679,16 +698,48 @@ mod tests {
             timestamps: false,
             room: true,
         };
-        let a = style.incoming(b"[127.0.0.1:5000] hi", false);
-        let b = style.incoming(b"[127.0.0.1:5000] again", false);
-        assert_eq!(a[..7], b[..7]);
+        let line = |text: &str| style.incoming(text.as_bytes(), false);
+        // No empty timestamp in front: the line starts with its colour.
+        let (a, rest) = colour_of(&line("[127.0.0.1:5000] hi"));
+        assert_eq!(rest, format!("< [127.0.0.1:5000] hi{RESET}"));
+        let (again, _) = colour_of(&line("[127.0.0.1:5000] again"));
+        assert_eq!(a, again, "one label, one colour");
+        // Some other label gets another colour, and keeps it too.
+        let other = (5001..5100)
+            .map(|port| format!("[127.0.0.1:{port}]"))
+            .find(|label| colour_of(&line(&format!("{label} x"))).0 != a)
+            .expect("labels spread over the palette");
+        let (b, _) = colour_of(&line(&format!("{other} x")));
+        assert_eq!(colour_of(&line(&format!("{other} y"))).0, b);
+        assert!(PALETTE.contains(&a.as_str()) && PALETTE.contains(&b.as_str()) && a != b);
+        // Notices are dim, and a line that is neither gets the first colour.
+        assert_eq!(
+            colour_of(&line("* [x] joined")),
+            (DIM.to_owned(), format!("< * [x] joined{RESET}"))
+        );
+        assert_eq!(colour_of(&line("no label")).0, PALETTE[0]);
         assert_eq!(label("[[::1]:5000] hi"), Some("[[::1]:5000]"));
         assert_eq!(label("no label"), None);
-        assert!(
-            style
-                .incoming(b"* [x] joined", false)
-                .starts_with("\x1b[2m")
-        );
+    }
+
+    #[test]
+    fn a_timestamp_is_dimmed_and_no_stamp_costs_nothing() {
+        let stamped = Style {
+            colour: true,
+            timestamps: true,
+            room: false,
+        };
+        let line = stamped.incoming(b"hi", false);
+        let (sgr, rest) = colour_of(&line);
+        assert_eq!(sgr, DIM);
+        assert_eq!(&rest[2..3], ":", "{line:?}");
+        let (sgr, rest) = colour_of(&rest[9 + RESET.len()..]);
+        assert_eq!((sgr.as_str(), rest.as_str()), (PALETTE[0], "< hi\x1b[0m"));
+        let unstamped = Style {
+            timestamps: false,
+            ..stamped
+        };
+        assert_eq!(unstamped.incoming(b"hi", false), "\x1b[36m< hi\x1b[0m");
     }
 
     #[test]

@@ -167,7 +167,8 @@ fn joins_and_leaves_are_told_and_a_goodbye_relays_what_came_before() {
     let mut d = Peer::join(&mut server, addr);
     assert_eq!(a.line(), format!("* {} joined", d.label));
     d.say("crlf\r\n\r\n");
-    assert_eq!(a.line(), format!("{} crlf\r", d.label));
+    // ...and a CRLF line ending is relayed as `\n` (SPEC, "Terminal safety").
+    assert_eq!(a.line(), format!("{} crlf", d.label));
     assert_eq!(a.line(), format!("* {} left", d.label));
     d.rest_until_eof();
 

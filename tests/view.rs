@@ -385,8 +385,8 @@ fn timestamps_and_status_lines_show_in_the_view() {
     let Some(tmux) = Tmux::start() else { return };
     let mut server = Server::start();
     tmux.connect(server.addr, "--timestamps");
-    server.say(b"tick\n\x1b[31mred?\n");
-    let screen = tmux.wait_for("two stamped lines", |s| s.contains("red?"));
+    server.say("tick\n\x1b[31mred?\n\u{202e}rtl \u{9b}2J\tend\n".as_bytes());
+    let screen = tmux.wait_for("three stamped lines", |s| s.contains("end"));
     let stamped = |line: &str| {
         let b = line.as_bytes();
         b.len() > 9 && b[2] == b':' && b[5] == b':' && b[8] == b' '
@@ -397,6 +397,9 @@ fn timestamps_and_status_lines_show_in_the_view() {
     );
     // A control byte from the peer is shown, not obeyed.
     assert!(screen.contains("< ^[[31mred?"), "{screen}");
+    // So are bidi and C1 controls (SPEC, "Terminal safety"); a tab is
+    // spaces to the next multiple of 8 columns of the peer's text.
+    assert!(screen.contains("< <U+202E>rtl <U+009B>2J  end"), "{screen}");
     // The server's goodbye ends it; the status line says so in the view.
     server.say(b"\n");
     tmux.assert_exit_and_sane_terminal(0);

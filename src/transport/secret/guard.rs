@@ -80,13 +80,11 @@ impl Read for PreambleGuard {
 }
 
 impl Receive for PreambleGuard {
+    /// The plain socket, as for any plain connection. A path that reads it
+    /// directly (zero-copy) should first take the opening bytes through
+    /// `read` here: bytes read past the guard are not checked.
     fn plain_socket(&self) -> Option<&TcpStream> {
-        // Until the first bytes are decided, they must pass through here.
-        if self.decided && self.given == self.len {
-            self.inner.plain_socket()
-        } else {
-            None
-        }
+        self.inner.plain_socket()
     }
 }
 
