@@ -119,7 +119,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub once: bool,
     /// Many peers at once; lines are relayed between them.
-    #[arg(long, conflicts_with_all = ["raw", "once"])]
+    #[arg(long, conflicts_with_all = ["raw", "once", "secret"])]
     pub room: bool,
     /// With --room: peers allowed at once.
     #[arg(long, value_name = "N", requires = "room", value_parser = clap::value_parser!(u32).range(1..))]
