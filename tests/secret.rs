@@ -316,6 +316,8 @@ enum Tamper {
     DropEnd,
     /// Cut the stream halfway through the second record.
     Cut,
+    /// Put a length of 4 GiB in front of the first record.
+    HugeLength,
 }
 
 /// A relay between a client and `server`: records every byte both ways,
@@ -374,6 +376,9 @@ fn client_to_server(mut from: TcpStream, to: TcpStream, tamper: Tamper, seen: &M
         match tamper {
             Tamper::FlipBit if number == 0 => body[0] ^= 0x01,
             Tamper::DropEnd if n == 16 => break,
+            Tamper::HugeLength if number == 0 => {
+                send(&[0xff; 4]);
+            }
             Tamper::Cut if number == 1 => {
                 send(&length);
                 send(&body[..n / 2]);
@@ -472,6 +477,18 @@ fn a_cut_stream_is_an_error_and_the_half_record_is_not_shown() {
         server.stderr()
     );
     server.assert_stdout(b"attack at dawn\n");
+}
+
+#[test]
+fn a_length_out_of_range_is_refused_as_soon_as_it_is_read() {
+    let (mut server, _client, _) = through_the_relay(Tamper::HugeLength);
+    server.assert_exit(1);
+    assert!(
+        server.stderr().contains("a record length out of range"),
+        "{}",
+        server.stderr()
+    );
+    assert!(server.stdout().is_empty());
 }
 
 // ---------------------------------------------------------------------------

@@ -400,4 +400,38 @@ mod tests {
         let mut again = wire.clone();
         assert!(opener.open_in_place(length, &mut again[4..]).is_err());
     }
+
+    /// A receiver over loopback whose peer wrote `wire` and closed.
+    fn receiver_of(wire: &[u8], key: &[u8; 32]) -> SecretReceiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        peer.write_all(wire).unwrap();
+        drop(peer);
+        SecretReceiver::new(Arc::new(ours), Opener::new(key), &[])
+    }
+
+    #[test]
+    fn only_the_peers_eof_may_follow_its_end_record() {
+        let key = [9; 32];
+        let mut sealer = Sealer::new(&key);
+        let mut wire = Vec::new();
+        sealer.seal_into(b"hi", &mut wire).unwrap();
+        sealer.seal_into(b"", &mut wire).unwrap();
+        let mut buf = [0; 16];
+
+        let mut clean = receiver_of(&wire, &key);
+        assert_eq!(clean.read(&mut buf).unwrap(), 2);
+        assert_eq!(clean.read(&mut buf).unwrap(), 0);
+
+        wire.push(b'x');
+        let mut trailing = receiver_of(&wire, &key);
+        assert_eq!(trailing.read(&mut buf).unwrap(), 2);
+        let error = trailing.read(&mut buf).unwrap_err();
+        assert_eq!(error.to_string(), AFTER_END);
+
+        let mut cut = receiver_of(&wire[..wire.len() - 21], &key);
+        assert_eq!(cut.read(&mut buf).unwrap(), 2);
+        assert_eq!(cut.read(&mut buf).unwrap_err().to_string(), CUT);
+    }
 }
