@@ -77,7 +77,7 @@ pub enum Action {
     /// Print a man page or completions.
     Generate(Generate),
     /// Serve or connect.
-    Run(Sub),
+    Run(Box<Sub>),
 }
 
 impl Cli {
@@ -122,7 +122,7 @@ impl Cli {
     pub fn action(self) -> Action {
         match (self.generate, self.command) {
             (Some(kind), _) => Action::Generate(kind),
-            (None, Some(sub)) => Action::Run(sub),
+            (None, Some(sub)) => Action::Run(Box::new(sub)),
             (None, None) => Cli::command()
                 .error(
                     clap::error::ErrorKind::MissingSubcommand,
@@ -314,6 +314,12 @@ pub struct CommonArgs {
     /// IPv6 addresses only.
     #[arg(short = '6')]
     pub ipv6: bool,
+    /// Encrypt and authenticate the conversation with a shared secret. The
+    /// words only with `=` (other users can read them in the process list);
+    /// `--secret` alone reads DUPLEX_SECRET, or else serve makes up a secret
+    /// and prints it, and connect asks for it on the terminal.
+    #[arg(long, value_name = "WORDS", num_args = 0..=1, require_equals = true, conflicts_with = "tls")]
+    pub secret: Option<Option<String>>,
 }
 
 /// `serve --tls` and its certificate (SPEC, "TLS").
@@ -478,6 +484,45 @@ impl Sub {
                 net: connect.common.net(),
             }),
         }
+    }
+}
+
+/// Where `--secret` takes the words from, or why it cannot (a usage
+/// error): `=WORDS` (with a warning on `warn`), `env` (DUPLEX_SECRET), or
+/// else a generated secret (`serve`, printed on `warn` even with `-q`) or
+/// the prompt on the terminal (`connect`). `None`: no `--secret`.
+pub fn secret(
+    sub: &Sub,
+    env: Option<std::ffi::OsString>,
+    warn: &mut dyn Write,
+) -> Result<Option<crate::transport::secret::Secret>, String> {
+    use crate::transport::secret::{Secret, words};
+    let Some(given) = &sub.common().secret else {
+        return Ok(None);
+    };
+    if let Some(text) = given {
+        let _ = writeln!(
+            warn,
+            "duplex: warning: --secret=WORDS can be read by other users of this machine in the process list; {} or the prompt keeps it private",
+            words::ENV
+        );
+        return Secret::new(text)
+            .map(Some)
+            .map_err(|_| "--secret=WORDS: the secret is empty".to_owned());
+    }
+    if let Some(secret) = words::from_env(env)? {
+        return Ok(Some(secret));
+    }
+    match sub {
+        Sub::Serve(_) => {
+            let text = words::generate()?;
+            // Shown even with -q: without it nobody could connect.
+            let _ = writeln!(warn, "secret: {}", text.as_str());
+            Secret::new(&text)
+                .map(Some)
+                .map_err(|_| "the generated secret is empty".to_owned())
+        }
+        Sub::Connect(_) => words::prompt().map(Some),
     }
 }
 

@@ -52,6 +52,16 @@ pub enum Error {
     },
     /// TLS could not be set up, or a handshake failed or did not verify.
     Tls(crate::transport::tls::TlsError),
+    /// The `--secret` handshake with a peer failed: wrong secret, a peer
+    /// not using `--secret`, a timeout.
+    Handshake {
+        /// The peer's address.
+        peer: SocketAddr,
+        /// What went wrong.
+        source: crate::transport::secret::HandshakeError,
+    },
+    /// Three wrong secrets: the server stopped listening.
+    TooManyGuesses,
     /// Reading our input or writing our output failed.
     Local {
         /// What we were doing.
@@ -91,6 +101,10 @@ impl fmt::Display for Error {
                 )
             }
             Error::Tls(error) => write!(f, "{error}"),
+            Error::Handshake { peer, source } => write!(f, "{source} ({peer})"),
+            Error::TooManyGuesses => {
+                f.write_str("3 wrong secrets: stopped so that nobody can keep guessing")
+            }
             Error::Local { op, source } => write!(f, "{op}: {}", plainly(source)),
         }
     }
@@ -115,6 +129,8 @@ impl Error {
             | Error::Conversation { source, .. }
             | Error::Local { source, .. } => Some(source),
             Error::Tls(_) => None,
+            Error::Handshake { .. } => None,
+            Error::TooManyGuesses => None,
         }
     }
 }

@@ -33,7 +33,26 @@ fn main() -> ExitCode {
         tracing::warn!(%error, "could not install the Ctrl-C handler");
     }
 
-    let command = sub.into_command(duplex::stdin_is_terminal());
+    // Where --secret's words come from; a missing or empty one is a usage
+    // error (2), like any bad option.
+    let secret = match duplex::cli::secret(
+        &sub,
+        std::env::var_os(duplex::transport::secret::words::ENV),
+        &mut io::stderr(),
+    ) {
+        Ok(secret) => secret,
+        Err(message) => {
+            use clap::CommandFactory;
+            Cli::command()
+                .error(clap::error::ErrorKind::ValueValidation, message)
+                .exit()
+        }
+    };
+    let mut command = sub.into_command(duplex::stdin_is_terminal());
+    if let Some(secret) = secret {
+        command.conversation_mut().security =
+            duplex::transport::Security::Secret(duplex::transport::SecretSetup::new(secret));
+    }
     match duplex::run_interactive(&command, &shutdown, &status, &view) {
         Ok(Ending::Interrupted) => ExitCode::from(130),
         Ok(_) => ExitCode::SUCCESS,

@@ -207,6 +207,14 @@ impl Command {
             Command::Connect(connect) => &connect.conversation,
         }
     }
+
+    /// The conversation options of either subcommand, to change.
+    pub fn conversation_mut(&mut self) -> &mut ConversationOptions {
+        match self {
+            Command::Serve(serve) => &mut serve.conversation,
+            Command::Connect(connect) => &mut connect.conversation,
+        }
+    }
 }
 
 #[cfg(test)]

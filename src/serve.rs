@@ -113,6 +113,11 @@ fn serve_one_by_one(
                     return Ok(ending);
                 }
             }
+            // Three wrong secrets, in all: stop, so nobody can keep guessing.
+            Err(error) if guesses_spent(options) => {
+                status.failed(&error);
+                return Err(Error::TooManyGuesses);
+            }
             // One peer's failure ends only its conversation.
             Err(error) if !options.once && !matches!(error, Error::Local { .. }) => {
                 status.failed(&error);
@@ -122,5 +127,13 @@ fn serve_one_by_one(
             }
             Err(error) => return Err(error),
         }
+    }
+}
+
+/// Whether `--secret`'s guess budget is used up (SPEC, "Secret channel").
+fn guesses_spent(options: &ServeOptions) -> bool {
+    match &options.conversation.security {
+        transport::Security::Secret(setup) => setup.budget.exhausted(),
+        _ => false,
     }
 }

@@ -2,7 +2,9 @@
 //! `duplex connect --raw` → `duplex serve --once --raw` (and chat mode)
 //! against OpenBSD `nc`, `socat` and `ncat` doing the same transfer, then the
 //! round-trip latency of one short line through a chat-mode relay, duplex
-//! against `nc`.
+//! against `nc`. Issue 12 adds `duplex --secret` rows (encrypted raw), a
+//! `socat OPENSSL` relay to compare them with, and the secret handshake's
+//! time (median of `--handshakes`, in-process over loopback).
 //!
 //! Fairness rules, the same for every tool:
 //! - the data is a file on disk (deterministic text lines, no empty line),
@@ -45,9 +47,10 @@ usage: bench [relay] [--mib N] [--roundtrips N] [--runs N] [--rss-mib N]
   --rss-mib N      also stream N MiB (e.g. 4096) once through duplex raw and
                    chat, generated and checked on the fly (no temp file), to
                    see whether peak memory grows with the transfer size
-  --only TOOLS     comma-separated subset of: duplex-raw,duplex-chat,nc,socat,ncat,
-                   duplex-tls,socat-tls (raw over TLS; socat-tls needs openssl
-                   to make its certificate)
+  --only TOOLS     comma-separated subset of: duplex-raw,duplex-chat,
+                   duplex-secret,duplex-tls,nc,socat,socat-tls,ncat (socat-tls,
+                   raw over TLS, needs openssl to make its certificate)
+  --handshakes N   secret handshakes timed (default 100; 0: none)
   bench room ...   the room benchmark";
 
 struct Options {
@@ -58,6 +61,7 @@ struct Options {
     only: Option<Vec<String>>,
     throughput: bool,
     latency: bool,
+    handshakes: usize,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -69,6 +73,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         only: None,
         throughput: true,
         latency: true,
+        handshakes: 100,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -92,6 +97,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--rss-mib" => o.rss_mib = Some(number("--rss-mib", value("--rss-mib")?)?),
             "--only" => {
                 o.only = Some(value("--only")?.split(',').map(str::to_owned).collect());
+            }
+            "--handshakes" => {
+                let v = value("--handshakes")?;
+                o.handshakes = v
+                    .parse()
+                    .map_err(|_| format!("--handshakes: not a number: {v}\n{USAGE}"))?;
             }
             "--no-throughput" => o.throughput = false,
             "--no-latency" => o.latency = false,
@@ -187,6 +198,10 @@ pub fn main(args: &[String]) -> Result<(), String> {
         }
     }
 
+    let handshake = (options.handshakes > 0)
+        .then(|| secret_handshakes(options.handshakes))
+        .transpose()?;
+
     let mut latencies = Vec::new();
     if options.latency {
         match which("taskset") {
@@ -214,7 +229,101 @@ pub fn main(args: &[String]) -> Result<(), String> {
     println!("  load after: {}", load());
     println!();
     print!("{}", report(&options, &rows, &big, &latencies));
+    print!("{}", secret_report(&options, &rows, handshake));
     Ok(())
+}
+
+/// The words every `--secret` row uses (on the command line: the warning
+/// it prints goes to the receiver's stderr, which the bench only scans).
+const BENCH_WORDS: &str = "bench-olive-tundra-marble";
+
+/// `n` secret handshakes, client and server in this process over loopback:
+/// the median and the 99th percentile in milliseconds.
+fn secret_handshakes(n: usize) -> Result<(f64, f64), String> {
+    use duplex::transport::secret::{self, Role, Secret};
+    use std::net::TcpStream;
+    use std::sync::Arc;
+    let secret = Secret::new(BENCH_WORDS).map_err(|e| e.to_string())?;
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let (client, server) = thread::scope(|scope| {
+            let client = scope.spawn(|| -> Result<(), String> {
+                let socket = Arc::new(TcpStream::connect(addr).map_err(|e| e.to_string())?);
+                secret::connect(&socket, Role::Client, &secret, None, Instant::now())
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            });
+            let server = listener
+                .accept()
+                .map_err(|e| e.to_string())
+                .and_then(|(stream, _)| {
+                    secret::connect(
+                        &Arc::new(stream),
+                        Role::Server,
+                        &secret,
+                        None,
+                        Instant::now(),
+                    )
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+                });
+            (client.join(), server)
+        });
+        client.map_err(|_| "the client thread panicked".to_owned())??;
+        server?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[n / 2], times[(n * 99 / 100).min(n - 1)]))
+}
+
+/// The `--secret` rows against plain duplex and socat's OPENSSL relay, and
+/// issue 12's targets.
+fn secret_report(options: &Options, rows: &[Row], handshake: Option<(f64, f64)>) -> String {
+    let mut s = String::new();
+    let find = |key: &str| rows.iter().find(|r| r.key == key);
+    let _ = writeln!(s, "targets (issue 12, --secret):");
+    if let Some(secret) = find("duplex-secret") {
+        if let Some(raw) = find("duplex-raw") {
+            let ratio = secret.mib_s / raw.mib_s;
+            let _ = writeln!(
+                s,
+                "- duplex --secret raw / duplex raw: {:.0} / {:.0} MiB/s = {ratio:.2} (target >= 0.5): {}",
+                secret.mib_s,
+                raw.mib_s,
+                verdict(ratio >= 0.5)
+            );
+        }
+        if let Some(tls) = find("socat-openssl") {
+            let ratio = secret.mib_s / tls.mib_s;
+            let _ = writeln!(
+                s,
+                "- duplex --secret raw / socat OPENSSL: {:.0} / {:.0} MiB/s = {ratio:.2} (target >= 1): {}",
+                secret.mib_s,
+                tls.mib_s,
+                verdict(ratio >= 1.0)
+            );
+        }
+        let peak = secret.rss_send.max(secret.rss_recv);
+        let _ = writeln!(
+            s,
+            "- duplex --secret peak RSS: {} (target <= 16 MiB): {}",
+            mib_str(peak),
+            verdict(peak <= 16 * MIB)
+        );
+    }
+    if let Some((p50, p99)) = handshake {
+        let _ = writeln!(
+            s,
+            "- secret handshake on loopback, median of {}: {p50:.2} ms (p99 {p99:.2} ms) (target <= 5 ms): {}",
+            options.handshakes,
+            verdict(p50 <= 5.0)
+        );
+    }
+    s
 }
 
 // ---------------------------------------------------------------------------
@@ -322,6 +431,30 @@ fn tools(duplex: &Path, peers: &Peers) -> Vec<Tool> {
             receiver: argv(&[d, "serve", "--once", "--recv-only", "-b", "127.0.0.1", "0"]),
             // The data has no empty line: its EOF is the sender's goodbye.
             sender: argv(&[d, "connect", "-q", "127.0.0.1", "{port}"]),
+            reports_port: true,
+        },
+        Tool {
+            key: "duplex-secret",
+            name: "duplex --secret",
+            receiver: vec![
+                d.to_owned(),
+                "serve".into(),
+                "--once".into(),
+                "--raw".into(),
+                format!("--secret={BENCH_WORDS}"),
+                "-b".into(),
+                "127.0.0.1".into(),
+                "0".into(),
+            ],
+            sender: vec![
+                d.to_owned(),
+                "connect".into(),
+                "-q".into(),
+                "--raw".into(),
+                format!("--secret={BENCH_WORDS}"),
+                "127.0.0.1".into(),
+                "{port}".into(),
+            ],
             reports_port: true,
         },
     ];
@@ -1345,6 +1478,12 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "NOT met" }
 }
 
+/// The plaintext peers issue 3 compares duplex raw with (not the
+/// encrypted relay, which issue 12 compares with duplex --secret).
+fn is_plain_peer(key: &str) -> bool {
+    !key.starts_with("duplex") && key != "socat-openssl"
+}
+
 fn report(
     options: &Options,
     rows: &[Row],
@@ -1426,7 +1565,7 @@ fn report(
     if let Some(raw) = find("duplex-raw") {
         let best = rows
             .iter()
-            .filter(|r| !r.key.starts_with("duplex"))
+            .filter(|r| is_plain_peer(r.key))
             .max_by(|a, b| a.mib_s.total_cmp(&b.mib_s));
         if let Some(best) = best {
             let ratio = raw.mib_s / best.mib_s;
@@ -1439,7 +1578,7 @@ fn report(
         }
         let frugal = rows
             .iter()
-            .filter(|r| !r.key.starts_with("duplex"))
+            .filter(|r| is_plain_peer(r.key))
             .min_by(|a, b| a.cpu.total_cmp(&b.cpu));
         if let Some(frugal) = frugal {
             let _ = writeln!(

@@ -13,6 +13,7 @@ use crate::options::{ConversationOptions, RoomOptions};
 use crate::output::Output;
 use crate::shutdown::Shutdown;
 use crate::status::Status;
+use crate::transport::Security;
 use crossbeam_channel::{Receiver, RecvError, at, bounded, never, select};
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -372,6 +373,14 @@ impl<'a> Hub<'a> {
                 peer.quit(State::Leaving { deadline: None });
                 self.thread_ended(id, Thread::Recv);
                 self.remove_if_done(id);
+                // The guess budget is the room's as a whole (SPEC, "Secret
+                // channel"): the third wrong secret closes the room cleanly.
+                if let Security::Secret(setup) = &self.options.security
+                    && setup.budget.exhausted()
+                {
+                    self.failure.get_or_insert(Error::TooManyGuesses);
+                    self.close_room(Ending::EndOfInput);
+                }
             }
             PeerEvent::Sent(result) => {
                 self.thread_ended(id, Thread::Send);

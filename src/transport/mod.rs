@@ -18,6 +18,7 @@
 //! never look finished.
 
 mod plain;
+pub mod secret;
 pub mod tls;
 
 use crate::error::Result;
@@ -42,6 +43,28 @@ pub enum Security {
     /// TLS through rustls (`--tls`): the server's certificate or the
     /// client's verification, made ready once per command.
     Tls(tls::Tls),
+    /// `--secret`: duplex's own encrypted, authenticated channel.
+    Secret(SecretSetup),
+}
+
+/// What every `--secret` connection of one command shares: the secret, and
+/// the server's guess budget (one for a whole room).
+#[derive(Clone, Debug)]
+pub struct SecretSetup {
+    /// The shared words.
+    pub secret: Arc<secret::Secret>,
+    /// Wrong secrets so far; a server stops at three.
+    pub budget: Arc<secret::GuessBudget>,
+}
+
+impl SecretSetup {
+    /// A setup for `secret` with a full guess budget.
+    pub fn new(secret: secret::Secret) -> Self {
+        SecretSetup {
+            secret: Arc::new(secret),
+            budget: Arc::new(secret::GuessBudget::new()),
+        }
+    }
 }
 
 /// Which end of the connection we are, for handshakes with roles.
@@ -56,10 +79,38 @@ pub enum Side {
 /// Runs the handshake `security` asks for over `stream`, as `side`, and
 /// yields the connection the conversation runs on. Every handshake is
 /// bounded by [`HANDSHAKE_TIMEOUT`]; plain TCP has none and returns at once.
+///
+/// A plain connection is guarded against a peer that speaks `--secret`
+/// ([`secret::guard`]); a secret one runs its handshake here, so a failed
+/// handshake never reaches the pumps.
 pub fn establish(stream: TcpStream, side: Side, security: &Security) -> Result<Connection> {
     match security {
-        Security::Plain => Ok(Connection::plain(stream)),
+        Security::Plain => {
+            let mut connection = Connection::plain(stream);
+            connection.receiver =
+                Box::new(secret::guard::PreambleGuard::new(connection.receiver, side));
+            Ok(connection)
+        }
         Security::Tls(tls) => tls.establish(stream, side),
+        Security::Secret(setup) => {
+            let connected = std::time::Instant::now();
+            let peer = stream.peer_addr().map_err(|source| crate::Error::Local {
+                op: "could not read the peer's address",
+                source,
+            })?;
+            let socket = Arc::new(stream);
+            let (role, budget) = match side {
+                Side::Client => (secret::Role::Client, None),
+                Side::Server => (secret::Role::Server, Some(&*setup.budget)),
+            };
+            let halves = secret::connect(&socket, role, &setup.secret, budget, connected)
+                .map_err(|source| crate::Error::Handshake { peer, source })?;
+            Ok(Connection {
+                socket,
+                receiver: Box::new(halves.receiver),
+                transmitter: Box::new(halves.transmitter),
+            })
+        }
     }
 }
 

@@ -58,6 +58,7 @@ pub struct Cmd {
     args: Vec<OsString>,
     stdin: StdinMode,
     stdout_manual: bool,
+    envs: Vec<(OsString, Option<OsString>)>,
 }
 
 /// A builder for the `duplex` binary under test.
@@ -72,6 +73,7 @@ pub fn program(name: impl Into<OsString>) -> Cmd {
         args: Vec::new(),
         stdin: StdinMode::Piped,
         stdout_manual: false,
+        envs: Vec::new(),
     }
 }
 
@@ -112,6 +114,18 @@ impl Cmd {
         self
     }
 
+    /// Sets an environment variable for the child.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.envs.push((key.into(), Some(value.into())));
+        self
+    }
+
+    /// Removes an environment variable for the child.
+    pub fn env_remove(mut self, key: impl Into<OsString>) -> Self {
+        self.envs.push((key.into(), None));
+        self
+    }
+
     /// stdin is `/dev/null` (end of input from the start).
     pub fn stdin_null(mut self) -> Self {
         self.stdin = StdinMode::Null;
@@ -149,6 +163,12 @@ impl Cmd {
     pub fn spawn(self) -> Proc {
         let name = self.describe();
         let mut command = Command::new(&self.program);
+        for (key, value) in &self.envs {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
         command
             .args(&self.args)
             .stdout(Stdio::piped())
@@ -319,6 +339,14 @@ impl Proc {
             .unwrap_or_else(|| panic!("stdin of `{}` is not open", self.name));
         if let Err(e) = stdin.write_all(bytes).and_then(|()| stdin.flush()) {
             panic!("writing to stdin of `{}`: {e}", self.name);
+        }
+    }
+
+    /// Like [`Proc::write`], for a child that may already have exited by
+    /// design (a refused peer): a closed pipe is not the test's failure.
+    pub fn write_if_open(&mut self, bytes: &[u8]) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            let _ = stdin.write_all(bytes).and_then(|()| stdin.flush());
         }
     }
 

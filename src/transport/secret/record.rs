@@ -1,0 +1,437 @@
+//! Records (SPEC, "Secret channel"): each direction is a sequence of
+//! `length (4 bytes, big-endian) ‖ ChaCha20-Poly1305 ciphertext and tag`,
+//! numbered from 0; the nonce is 4 zero bytes and the record's 8-byte
+//! big-endian number, the associated data the 4 length bytes. A record with
+//! no plaintext ends the direction.
+//!
+//! [`Sealer`] and [`Opener`] are the pure halves (one key and one counter
+//! each); [`SecretTransmitter`] and [`SecretReceiver`] put them on a socket.
+//! The sender thread owns the one, the receiver thread the other, so the
+//! two directions never share a lock. The AEAD is the `chacha20poly1305`
+//! crate's, which checks the tag in constant time and zeroes its key when
+//! dropped.
+
+use crate::transport::{Receive, Transmit};
+use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+
+/// Most plaintext bytes in one record.
+pub const MAX_PLAINTEXT: usize = 65_536;
+/// The Poly1305 tag at the end of every record.
+pub const TAG_LEN: usize = 16;
+/// The smallest and largest record lengths (N) allowed on the wire.
+pub const MIN_LEN: usize = TAG_LEN;
+/// See [`MIN_LEN`].
+pub const MAX_LEN: usize = MAX_PLAINTEXT + TAG_LEN;
+/// What a record adds to its plaintext: the length and the tag.
+pub const OVERHEAD: usize = 4 + TAG_LEN;
+
+/// Why a record could not be taken.
+pub const CUT: &str = "the connection was cut: the peer's end was not authenticated";
+const FORGED: &str = "a record failed to open: it was changed on the way or forged";
+const AFTER_END: &str = "bytes after the peer's end record";
+const EXHAUSTED: &str = "record numbers used up";
+
+fn nonce(number: u64) -> Nonce {
+    let mut nonce = Nonce::default();
+    nonce[4..].copy_from_slice(&number.to_be_bytes());
+    nonce
+}
+
+fn invalid(message: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+/// Seals one direction's records: its key and its next record number.
+pub struct Sealer {
+    cipher: ChaCha20Poly1305,
+    next: u64,
+}
+
+impl Sealer {
+    /// A direction's sealer, at record 0.
+    pub fn new(key: &[u8; 32]) -> Sealer {
+        Sealer {
+            cipher: ChaCha20Poly1305::new(key.into()),
+            next: 0,
+        }
+    }
+
+    /// Appends `plaintext` (at most [`MAX_PLAINTEXT`] bytes; empty: the end
+    /// record) to `out` as one record on the wire.
+    pub fn seal_into(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+        debug_assert!(plaintext.len() <= MAX_PLAINTEXT);
+        let number = self.next;
+        // 2^64 records cannot be sent in practice; never reuse a nonce anyway.
+        self.next = number.checked_add(1).ok_or_else(|| invalid(EXHAUSTED))?;
+        let length = u32::try_from(plaintext.len() + TAG_LEN)
+            .map_err(|_| invalid("a record too long"))?
+            .to_be_bytes();
+        let start = out.len();
+        out.extend_from_slice(&length);
+        out.extend_from_slice(plaintext);
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(&nonce(number), &length, &mut out[start + 4..])
+            .map_err(|_| invalid("could not seal a record"))?;
+        out.extend_from_slice(&tag);
+        Ok(())
+    }
+}
+
+/// Opens one direction's records: its key and the number it expects next.
+pub struct Opener {
+    cipher: ChaCha20Poly1305,
+    next: u64,
+}
+
+impl Opener {
+    /// A direction's opener, expecting record 0.
+    pub fn new(key: &[u8; 32]) -> Opener {
+        Opener {
+            cipher: ChaCha20Poly1305::new(key.into()),
+            next: 0,
+        }
+    }
+
+    /// Checks the 4 length bytes as soon as they are read: N in 16..=65552.
+    pub fn check_length(length: [u8; 4]) -> io::Result<usize> {
+        let n = u32::from_be_bytes(length) as usize;
+        if (MIN_LEN..=MAX_LEN).contains(&n) {
+            Ok(n)
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a record length out of range ({n} bytes; 16 to 65552 allowed)"),
+            ))
+        }
+    }
+
+    /// Opens the record `length ‖ body` in place; on success the plaintext
+    /// is `body[..body.len() - 16]`. On failure nothing of it may be shown.
+    pub fn open_in_place(&mut self, length: [u8; 4], body: &mut [u8]) -> io::Result<usize> {
+        let plain = body
+            .len()
+            .checked_sub(TAG_LEN)
+            .ok_or_else(|| invalid(FORGED))?;
+        let (text, tag) = body.split_at_mut(plain);
+        let tag = Tag::clone_from_slice(tag);
+        let number = self.next;
+        self.cipher
+            .decrypt_in_place_detached(&nonce(number), &length, text, &tag)
+            .map_err(|_| invalid(FORGED))?;
+        self.next = number.checked_add(1).ok_or_else(|| invalid(EXHAUSTED))?;
+        Ok(plain)
+    }
+}
+
+/// The sending half of a secret connection, owned by the sender thread.
+pub struct SecretTransmitter {
+    socket: Arc<TcpStream>,
+    sealer: Sealer,
+    /// Records on their way out; reused, so sending allocates nothing.
+    out: Vec<u8>,
+    finished: bool,
+}
+
+/// How much plaintext one write gathers (several records, one syscall).
+const WRITE_BATCH: usize = 4 * MAX_PLAINTEXT;
+
+impl SecretTransmitter {
+    /// Seals what is transmitted with `sealer` and writes it to `socket`.
+    pub fn new(socket: Arc<TcpStream>, sealer: Sealer) -> Self {
+        SecretTransmitter {
+            socket,
+            sealer,
+            out: Vec::with_capacity(WRITE_BATCH + 4 * OVERHEAD),
+            finished: false,
+        }
+    }
+
+    /// Seals up to [`WRITE_BATCH`] bytes of `bufs` (in order, as records of
+    /// at most 64 KiB) and writes them all, in one write where the socket
+    /// takes it. Returns how many plaintext bytes went out.
+    fn send(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if self.finished {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "this direction has ended",
+            ));
+        }
+        self.out.clear();
+        let mut taken = 0;
+        for buf in bufs {
+            let room = WRITE_BATCH - taken;
+            if room == 0 {
+                break;
+            }
+            let buf = &buf[..buf.len().min(room)];
+            for piece in buf.chunks(MAX_PLAINTEXT) {
+                self.sealer.seal_into(piece, &mut self.out)?;
+            }
+            taken += buf.len();
+        }
+        // Once sealed, a record's number is spent: it must go out whole, so
+        // this writes all of it even though `write` may return short.
+        (&*self.socket).write_all(&self.out)?;
+        Ok(taken)
+    }
+}
+
+impl Write for SecretTransmitter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.send(&[IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.send(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transmit for SecretTransmitter {
+    /// Ends our direction: the end record, then `shutdown(Write)`. A peer
+    /// already gone is not an error here: the receiving half says how.
+    fn finish(&mut self) -> io::Result<()> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        self.out.clear();
+        self.sealer.seal_into(&[], &mut self.out)?;
+        let gone = |error: &io::Error| {
+            matches!(
+                error.kind(),
+                io::ErrorKind::NotConnected
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionReset
+            )
+        };
+        match (&*self.socket).write_all(&self.out) {
+            Err(error) if gone(&error) => return Ok(()),
+            other => other?,
+        }
+        match self.socket.shutdown(Shutdown::Write) {
+            Err(error) if gone(&error) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// The receiving half of a secret connection, owned by the receiver thread.
+pub struct SecretReceiver {
+    socket: Arc<TcpStream>,
+    opener: Opener,
+    /// Bytes read from the socket: `buf[start..end]` not yet taken.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// An opened record's plaintext not yet handed out: `buf[plain]`;
+    /// `start` is past that record.
+    plain: std::ops::Range<usize>,
+    ended: bool,
+}
+
+/// How long the receiver waits for the peer's EOF after its end record.
+const EOF_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How much the receiver reads at once (several records per syscall).
+const READ_BUFFER: usize = 4 * (MAX_LEN + 4);
+
+impl SecretReceiver {
+    /// Opens records from `socket` with `opener`. `early` is what the
+    /// handshake already read past its own bytes (normally nothing).
+    pub fn new(socket: Arc<TcpStream>, opener: Opener, early: &[u8]) -> Self {
+        let mut buf = vec![0; READ_BUFFER.max(early.len())];
+        buf[..early.len()].copy_from_slice(early);
+        SecretReceiver {
+            socket,
+            opener,
+            buf,
+            start: 0,
+            end: early.len(),
+            plain: 0..0,
+            ended: false,
+        }
+    }
+}
+
+impl Receive for SecretReceiver {}
+
+impl Read for SecretReceiver {
+    /// Plaintext in; `Ok(0)` only at the peer's authenticated end.
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if !self.plain.is_empty() {
+                let n = self.plain.len().min(out.len());
+                out[..n].copy_from_slice(&self.buf[self.plain.start..self.plain.start + n]);
+                self.plain.start += n;
+                return Ok(n);
+            }
+            if self.ended {
+                return Ok(0);
+            }
+            self.next_record()?;
+        }
+    }
+}
+
+impl SecretReceiver {
+    /// Reads and opens the next record: its plaintext goes to `plain`, or
+    /// the end record sets `ended` (once the peer's EOF follows it).
+    fn next_record(&mut self) -> io::Result<()> {
+        self.fill(4)?;
+        let length: [u8; 4] = self.buf[self.start..self.start + 4]
+            .try_into()
+            .map_err(|_| invalid(CUT))?;
+        let n = Opener::check_length(length)?;
+        self.fill(4 + n)?;
+        let body = self.start + 4..self.start + 4 + n;
+        let plain = self
+            .opener
+            .open_in_place(length, &mut self.buf[body.clone()])?;
+        self.plain = body.start..body.start + plain;
+        self.start = body.end;
+        if plain == 0 {
+            self.expect_eof()?;
+            self.ended = true;
+        }
+        Ok(())
+    }
+
+    /// Nothing may follow the end record but the peer's EOF, which it sends
+    /// right after it. A peer that holds its side open is waited for only
+    /// [`EOF_GRACE`]: its end is authenticated already. (Only this thread
+    /// reads the socket, so the read timeout is ours to set.)
+    fn expect_eof(&mut self) -> io::Result<()> {
+        if self.end > self.start {
+            return Err(invalid(AFTER_END));
+        }
+        self.socket.set_read_timeout(Some(EOF_GRACE))?;
+        let mut byte = [0; 1];
+        loop {
+            match (&*self.socket).read(&mut byte) {
+                Ok(0) => return Ok(()),
+                Ok(_) => return Err(invalid(AFTER_END)),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    tracing::debug!("no EOF after the peer's end record; ending anyway");
+                    return Ok(());
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Reads until `buf[start..]` holds at least `want` bytes. An EOF before
+    /// that is a cut: the peer's end was not authenticated.
+    fn fill(&mut self, want: usize) -> io::Result<()> {
+        if self.end - self.start >= want {
+            return Ok(());
+        }
+        if self.buf.len() - self.start < want {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        while self.end - self.start < want {
+            match (&*self.socket).read(&mut self.buf[self.end..]) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, CUT)),
+                Ok(n) => self.end += n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_outside_16_to_65552_are_refused() {
+        assert!(Opener::check_length(15u32.to_be_bytes()).is_err());
+        assert_eq!(Opener::check_length(16u32.to_be_bytes()).unwrap(), 16);
+        assert_eq!(
+            Opener::check_length(65_552u32.to_be_bytes()).unwrap(),
+            65_552
+        );
+        assert!(Opener::check_length(65_553u32.to_be_bytes()).is_err());
+        assert!(Opener::check_length(u32::MAX.to_be_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_flipped_bit_or_a_replayed_record_does_not_open() {
+        let key = [7; 32];
+        let mut sealer = Sealer::new(&key);
+        let mut wire = Vec::new();
+        sealer.seal_into(b"first", &mut wire).unwrap();
+        let mut first = wire.clone();
+        let length: [u8; 4] = wire[..4].try_into().unwrap();
+
+        let mut flipped = wire.clone();
+        flipped[6] ^= 1;
+        assert!(
+            Opener::new(&key)
+                .open_in_place(length, &mut flipped[4..])
+                .is_err()
+        );
+
+        let mut opener = Opener::new(&key);
+        assert_eq!(opener.open_in_place(length, &mut first[4..]).unwrap(), 5);
+        assert_eq!(&first[4..9], b"first");
+        // The same record again is record 1's nonce now: it does not open.
+        let mut again = wire.clone();
+        assert!(opener.open_in_place(length, &mut again[4..]).is_err());
+    }
+
+    /// A receiver over loopback whose peer wrote `wire` and closed.
+    fn receiver_of(wire: &[u8], key: &[u8; 32]) -> SecretReceiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        peer.write_all(wire).unwrap();
+        drop(peer);
+        SecretReceiver::new(Arc::new(ours), Opener::new(key), &[])
+    }
+
+    #[test]
+    fn only_the_peers_eof_may_follow_its_end_record() {
+        let key = [9; 32];
+        let mut sealer = Sealer::new(&key);
+        let mut wire = Vec::new();
+        sealer.seal_into(b"hi", &mut wire).unwrap();
+        sealer.seal_into(b"", &mut wire).unwrap();
+        let mut buf = [0; 16];
+
+        let mut clean = receiver_of(&wire, &key);
+        assert_eq!(clean.read(&mut buf).unwrap(), 2);
+        assert_eq!(clean.read(&mut buf).unwrap(), 0);
+
+        wire.push(b'x');
+        let mut trailing = receiver_of(&wire, &key);
+        assert_eq!(trailing.read(&mut buf).unwrap(), 2);
+        let error = trailing.read(&mut buf).unwrap_err();
+        assert_eq!(error.to_string(), AFTER_END);
+
+        let mut cut = receiver_of(&wire[..wire.len() - 21], &key);
+        assert_eq!(cut.read(&mut buf).unwrap(), 2);
+        assert_eq!(cut.read(&mut buf).unwrap_err().to_string(), CUT);
+    }
+}
