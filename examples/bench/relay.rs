@@ -297,7 +297,7 @@ fn secret_report(options: &Options, rows: &[Row], handshake: Option<(f64, f64)>)
                 verdict(ratio >= 0.5)
             );
         }
-        if let Some(tls) = find("socat-openssl") {
+        if let Some(tls) = find("socat-tls") {
             let ratio = secret.mib_s / tls.mib_s;
             let _ = writeln!(
                 s,
@@ -1481,7 +1481,7 @@ fn verdict(ok: bool) -> &'static str {
 /// The plaintext peers issue 3 compares duplex raw with (not the
 /// encrypted relay, which issue 12 compares with duplex --secret).
 fn is_plain_peer(key: &str) -> bool {
-    !key.starts_with("duplex") && key != "socat-openssl"
+    !key.starts_with("duplex") && key != "socat-tls"
 }
 
 fn report(
