@@ -1,15 +1,15 @@
 //! The command line: clap types, the SECS parser, and the conversion into
-//! plain [`crate::options`]. Clap stops here; the engine never sees it.
+//! plain [`duplex::options`]. Clap stops here; the engine never sees it.
 
 mod man;
 
-use crate::options::{
+use crate::view::{ColorChoice, ViewOptions};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use duplex::options::{
     Access, Command, ConnectOptions, ConversationOptions, Family, Mode, NetOptions, RoomOptions,
     ServeOptions,
 };
-use crate::transport::tls::{Fingerprint, Identity, Verification};
-use crate::view::{ColorChoice, ViewOptions};
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use duplex::transport::tls::{Fingerprint, Identity, Verification};
 use ipnet::IpNet;
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -424,7 +424,7 @@ pub fn parse_secs(text: &str) -> Result<Duration, String> {
 
 /// Parses NAME: a name a room accepts.
 pub fn parse_name(text: &str) -> Result<String, String> {
-    if crate::room::is_valid_name(text) {
+    if duplex::room::is_valid_name(text) {
         Ok(text.to_owned())
     } else {
         Err(format!(
@@ -495,8 +495,8 @@ pub fn secret(
     sub: &Sub,
     env: Option<std::ffi::OsString>,
     warn: &mut dyn Write,
-) -> Result<Option<crate::transport::secret::Secret>, String> {
-    use crate::transport::secret::{Secret, words};
+) -> Result<Option<duplex::transport::secret::Secret>, String> {
+    use duplex::transport::secret::{Secret, words};
     let Some(given) = &sub.common().secret else {
         return Ok(None);
     };
@@ -559,7 +559,7 @@ impl CommonArgs {
             idle_timeout: self.idle_timeout,
             recv_only: self.recv_only,
             input_is_terminal,
-            security: crate::transport::Security::Plain,
+            security: duplex::transport::Security::Plain,
         }
     }
 }

@@ -139,7 +139,7 @@ impl Error {
 /// reset by peer`, not `Connection reset by peer (os error 104)`.
 ///
 /// A conversation socket times out only when keepalive or the user timeout
-/// (`--keepalive`, see [`crate::net::tune`]) gave up on a peer that stopped
+/// (`--keepalive`, see `net::tune`) gave up on a peer that stopped
 /// answering: that reads "peer vanished" (SPEC, "Connections").
 pub fn describe(error: &io::Error) -> String {
     if error.kind() == io::ErrorKind::TimedOut {

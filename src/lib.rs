@@ -42,14 +42,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod cli;
 pub mod connect;
 pub mod conversation;
 pub mod ending;
 pub mod error;
 pub mod input;
-pub mod lines;
-pub mod net;
+mod lines;
+pub(crate) mod net;
 pub mod options;
 pub mod output;
 pub mod render;
@@ -58,7 +57,6 @@ pub mod serve;
 pub mod shutdown;
 pub mod status;
 pub mod transport;
-pub mod view;
 
 pub use ending::Ending;
 pub use error::{Error, Result};
@@ -93,44 +91,10 @@ pub fn run(command: &Command, shutdown: &Shutdown, status: &Status) -> Result<En
     ending
 }
 
-/// Like [`run`], but with the interactive terminal view ([`view`]) when
-/// stdin and stdout are terminals; otherwise exactly [`run`], so pipes stay
-/// byte-exact.
-pub fn run_interactive(
-    command: &Command,
-    shutdown: &Shutdown,
-    status: &Status,
-    options: &view::ViewOptions,
-) -> Result<Ending> {
-    if !view::wanted(command) {
-        return run(command, shutdown, status);
-    }
-    let room = matches!(command, Command::Serve(serve) if serve.room.is_some());
-    let view::Parts {
-        view,
-        mut input,
-        mut output,
-        status_sink,
-        presence,
-    } = view::View::start(options, room, shutdown).map_err(|source| Error::Local {
-        op: "could not start the terminal view",
-        source,
-    })?;
-    // Restores the terminal on every way out of here, even an unwinding
-    // one; `finish` below does it too, after showing what is queued.
-    let _restore = view::RestoreOnDrop;
-    // Status lines show in the view (and, when stderr is redirected, go
-    // there too: the view's sink does both).
-    let status = status.to_sink(status_sink).with_presence(presence);
-    let ending = run_on(command, &mut input, &mut output, shutdown, &status);
-    // The editor may be waiting to hand over a line: let it go first.
-    drop(input);
-    drop(output);
-    view.finish();
-    ending
-}
-
-fn run_on(
+/// Runs a command over any input and output: what [`run`] does with the
+/// process's stdin and stdout, for callers that bring their own (the
+/// binary's terminal view, tests, embedding programs).
+pub fn run_on(
     command: &Command,
     input: &mut Input,
     output: &mut dyn Output,

@@ -2,8 +2,11 @@
 //! Ctrl-C, run the library, and map the outcome to an exit code (SPEC,
 //! "Endings and exit codes"). Everything else lives in the library.
 
-use duplex::cli::{Action, Cli, ColorArg};
-use duplex::{Ending, Status};
+mod cli;
+mod view;
+
+use cli::{Action, Cli, ColorArg};
+use duplex::{Command, Ending, Shutdown, Status};
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
@@ -27,15 +30,13 @@ fn main() -> ExitCode {
     // First Ctrl-C/SIGTERM (or Ctrl-C typed in the terminal view): every
     // conversation closes gracefully, then we exit 130. A second one:
     // restore the terminal and exit at once (the policy is in shutdown.rs).
-    if let Err(error) =
-        ctrlc::set_handler(move || trigger.interrupt(duplex::view::restore_terminal))
-    {
+    if let Err(error) = ctrlc::set_handler(move || trigger.interrupt(view::restore_terminal)) {
         tracing::warn!(%error, "could not install the Ctrl-C handler");
     }
 
     // Where --secret's words come from; a missing or empty one is a usage
     // error (2), like any bad option.
-    let secret = match duplex::cli::secret(
+    let secret = match cli::secret(
         &sub,
         std::env::var_os(duplex::transport::secret::words::ENV),
         &mut io::stderr(),
@@ -53,7 +54,7 @@ fn main() -> ExitCode {
         command.conversation_mut().security =
             duplex::transport::Security::Secret(duplex::transport::SecretSetup::new(secret));
     }
-    match duplex::run_interactive(&command, &shutdown, &status, &view) {
+    match run_interactive(&command, &shutdown, &status, &view) {
         Ok(Ending::Interrupted) => ExitCode::from(130),
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
@@ -64,8 +65,8 @@ fn main() -> ExitCode {
 }
 
 /// `--generate`: a man page or completions on stdout; a closed pipe is fine.
-fn generate(kind: duplex::cli::Generate) -> ExitCode {
-    match duplex::cli::generate(kind, &mut io::stdout().lock()) {
+fn generate(kind: cli::Generate) -> ExitCode {
+    match cli::generate(kind, &mut io::stdout().lock()) {
         Err(error) if error.kind() != io::ErrorKind::BrokenPipe => {
             let _ = writeln!(io::stderr(), "duplex: {error}");
             ExitCode::FAILURE
@@ -148,4 +149,41 @@ impl Write for DiagWriter {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Like `duplex::run`, but with the interactive terminal view ((`view`)) when
+/// stdin and stdout are terminals; otherwise exactly `duplex::run`, so pipes stay
+/// byte-exact.
+fn run_interactive(
+    command: &Command,
+    shutdown: &Shutdown,
+    status: &Status,
+    options: &view::ViewOptions,
+) -> duplex::Result<Ending> {
+    if !view::wanted(command) {
+        return duplex::run(command, shutdown, status);
+    }
+    let room = matches!(command, Command::Serve(serve) if serve.room.is_some());
+    let view::Parts {
+        view,
+        mut input,
+        mut output,
+        status_sink,
+        presence,
+    } = view::View::start(options, room, shutdown).map_err(|source| duplex::Error::Local {
+        op: "could not start the terminal view",
+        source,
+    })?;
+    // Restores the terminal on every way out of here, even an unwinding
+    // one; `finish` below does it too, after showing what is queued.
+    let _restore = view::RestoreOnDrop;
+    // Status lines show in the view (and, when stderr is redirected, go
+    // there too: the view's sink does both).
+    let status = status.to_sink(status_sink).with_presence(presence);
+    let ending = duplex::run_on(command, &mut input, &mut output, shutdown, &status);
+    // The editor may be waiting to hand over a line: let it go first.
+    drop(input);
+    drop(output);
+    view.finish();
+    ending
 }

@@ -63,15 +63,15 @@
 //!   ([`ShutdownTrigger::interrupt`], given [`restore_terminal`]) restores
 //!   the terminal the same way before `exit(130)`.
 //!
-//! [`Status`]: crate::Status
+//! [`Status`]: duplex::Status
 
-use crate::input::{Chunk, Input};
-use crate::options::{Command, Mode};
-use crate::render;
-use crate::shutdown::{Shutdown, ShutdownTrigger};
-use crate::status::{Presence, Sink};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, never, select};
 use crossterm::event::{Event, KeyEvent};
+use duplex::input::{Chunk, Input};
+use duplex::options::{Command, Mode};
+use duplex::render;
+use duplex::shutdown::{Shutdown, ShutdownTrigger};
+use duplex::status::{Presence, Sink};
 use reedline::{
     Color, EditCommand, EditMode, Emacs, ExternalPrinter, Highlighter, KeyCode, KeyModifiers,
     Prompt, PromptEditMode, PromptHistorySearch, Reedline, ReedlineEvent, ReedlineRawEvent, Signal,

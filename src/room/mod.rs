@@ -20,7 +20,7 @@
 //!   through the [`Connection`](crate::transport::Connection) that
 //!   `room-recv` makes (a handshake runs there, never on the hub).
 //! - `notices.rs`: the text of every notice, and the rule for names.
-//! - The line rules are [`crate::lines`]'s: one goodbye scanner for chat
+//! - The line rules are `lines.rs`'s: one goodbye scanner for chat
 //!   mode and the room alike, property-tested there for every cut.
 //!
 //! **One wake-up per batch.** Waking a sleeping sender thread is most of the
