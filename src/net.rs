@@ -407,8 +407,7 @@ const BACKOFF_MAX: Duration = Duration::from_millis(500);
 /// Out of descriptors or memory for now (EMFILE, ENFILE, ENOBUFS, ENOMEM):
 /// the listener is fine, and a peer leaving frees what accepting needs.
 pub fn is_out_of_descriptors(error: &io::Error) -> bool {
-    error.kind() == io::ErrorKind::OutOfMemory
-        || matches!(error.raw_os_error(), Some(23 | 24 | 105))
+    error.kind() == io::ErrorKind::OutOfMemory || out_of_resources(error)
 }
 
 /// Accept errors that concern one connection, not the listener: the server
