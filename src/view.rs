@@ -808,6 +808,9 @@ fn show_loop(
     let mut partial: Vec<u8> = Vec::new();
     // Who is in the room, and their colours.
     let mut palette = Palette::default();
+    // After Ctrl-C the backlog is not drawn (SPEC, "Bad input": one Ctrl-C
+    // ends the view within --linger even while lines pour in); it is counted.
+    let mut not_shown: usize = 0;
     // The partial line already shown in part: the rest is a continuation.
     let mut continued = false;
     // When the partial line is shown if nothing more arrives.
@@ -865,6 +868,9 @@ fn show_loop(
             },
         };
         match message {
+            Some(Shown::Bytes(bytes)) if shared.interrupted.load(Ordering::Relaxed) => {
+                not_shown += bytes.len();
+            }
             Some(Shown::Bytes(bytes)) => {
                 let mut rest = &bytes[..];
                 while let Some(i) = memchr::memchr(b'\n', rest) {
@@ -887,6 +893,10 @@ fn show_loop(
             Some(Shown::Finish) | None => {
                 if !partial.is_empty() {
                     print(style.incoming(&partial, continued, &mut palette));
+                }
+                if not_shown > 0 {
+                    let note = format!("interrupted: {not_shown} bytes from the peer not shown");
+                    print(style.status(&note, &mut Palette::default()));
                 }
                 // An empty message prints nothing. Once more of them have
                 // been queued than the queue holds, the editor has taken

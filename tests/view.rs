@@ -989,3 +989,51 @@ fn a_terminal_that_vanishes_without_sighup_ends_input_without_spinning() {
     }
     assert_eq!(holder.heard(), b"");
 }
+
+/// Issue 17, item 3: in the view under a flood, one Ctrl-C ends duplex
+/// within about `--linger`; the backlog queued for the screen is counted,
+/// not drawn first (it took about a minute before).
+#[test]
+fn one_ctrl_c_under_a_flood_ends_the_view_without_drawing_the_backlog() {
+    let Some(tmux) = Tmux::start() else { return };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let flooder = thread::Builder::new()
+        .name("test-flooder".into())
+        .spawn(move || {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            // Bounded in time and size; stops as soon as duplex is gone.
+            let started = Instant::now();
+            let mut n = 0u64;
+            let mut chunk = Vec::with_capacity(64 * 1024);
+            while started.elapsed() < DEADLINE && n < 20_000_000 {
+                chunk.clear();
+                while chunk.len() < 60 * 1024 {
+                    n += 1;
+                    chunk.extend_from_slice(format!("flood line {n}\n").as_bytes());
+                }
+                if stream.write_all(&chunk).is_err() {
+                    return;
+                }
+            }
+        })
+        .expect("spawn the flooder");
+    // Not `connect`: the flood scrolls `connected to` away at once.
+    tmux.shell(&format!(
+        "{DUPLEX} connect --color never --linger 1 {} {}; echo exit=$?",
+        addr.ip(),
+        addr.port()
+    ));
+    tmux.wait_for("the flood on screen", |s| s.contains("flood line"));
+    let pressed = Instant::now();
+    tmux.press("C-c");
+    tmux.assert_exit_and_sane_terminal(130);
+    let took = pressed.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "one Ctrl-C took {took:?} to end the view under a flood"
+    );
+    let _ = flooder.join();
+}
