@@ -389,6 +389,28 @@ fn chat_reset_by_peer_connect_exits_1() {
     );
 }
 
+/// Waits (polling, under a deadline: only the kernel can tell) until
+/// process `pid` has read `len` bytes of its stdin, a regular file.
+fn wait_until_read(pid: u32, len: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/0")).unwrap_or_default();
+        let pos = info
+            .lines()
+            .find_map(|l| l.strip_prefix("pos:"))
+            .and_then(|p| p.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if pos >= len {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stdin read only to {pos} of {len}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Hearing goodbye, we still send all we had been handed, however slowly the
 /// peer reads it: `--linger` bounds only the discarding (issue 17, 1).
 #[test]
@@ -400,6 +422,10 @@ fn chat_reply_to_a_goodbye_reaches_a_slow_reader_whole() {
         .stdin_file(&file.0)
         .spawn();
     let addr = server.wait_for_listening();
+    // "All that was handed to the conversation": make sure the input thread
+    // has read the whole file before the goodbye comes, rather than racing
+    // it (its file offset is in /proc; a loaded machine reads late).
+    wait_until_read(server.pid(), reply.len() as u64);
     let mut peer = connect_small_window(addr, 16 * 1024);
     send_raw(&mut peer, b"question\n");
     let started = Instant::now();
