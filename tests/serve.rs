@@ -328,21 +328,52 @@ fn serve_once_reports_input_not_sent_after_the_peers_goodbye() {
     let addr = server.wait_for_listening();
     let mut stdin = server.take_stdin();
     // Lines keep coming on stdin; count what the pipe took.
-    let writer = thread::spawn(move || {
-        let line = b"more input that the peer will not want\n".repeat(1600);
-        let mut taken = 0usize;
-        let deadline = std::time::Instant::now() + support::DEADLINE;
-        while std::time::Instant::now() < deadline {
-            match stdin.write(&line) {
-                Ok(n) => taken += n,
-                Err(_) => break,
+    let taken_so_far = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writer = thread::spawn({
+        let taken_so_far = std::sync::Arc::clone(&taken_so_far);
+        move || {
+            let line = b"more input that the peer will not want\n".repeat(1600);
+            let mut taken = 0usize;
+            let deadline = std::time::Instant::now() + support::DEADLINE;
+            while std::time::Instant::now() < deadline {
+                match stdin.write(&line) {
+                    Ok(n) => taken += n,
+                    Err(_) => break,
+                }
+                taken_so_far.store(taken, std::sync::atomic::Ordering::Relaxed);
             }
+            taken
         }
-        taken
     });
     let mut peer = connect_raw(addr);
     send_raw(&mut peer, b"\n");
     let got = support::read_to_eof(&mut peer).unwrap_or_else(|(e, _)| panic!("{e}"));
+    // Before the peer closes, make sure duplex holds input it will not
+    // send: the pipe (64 KiB) took more than it holds since the server's
+    // EOF, so the input thread read it; or the writer is stuck, so the
+    // input thread's channel is full (it stops reading only then). Polled:
+    // only the pipe can tell.
+    let taken_now = || taken_so_far.load(std::sync::atomic::Ordering::Relaxed);
+    let at_eof = taken_now();
+    let deadline = std::time::Instant::now() + support::DEADLINE;
+    let (mut last, mut still_since) = (at_eof, std::time::Instant::now());
+    loop {
+        let now = taken_now();
+        if now >= at_eof + (68 << 10) {
+            break;
+        }
+        if now != last {
+            (last, still_since) = (now, std::time::Instant::now());
+        } else if now >= 68 << 10 && still_since.elapsed() >= std::time::Duration::from_millis(300)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "duplex stopped reading its stdin"
+        );
+        thread::sleep(std::time::Duration::from_millis(2));
+    }
     drop(peer);
     server.assert_exit(0);
     let taken = writer.join().expect("writer");
