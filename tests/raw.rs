@@ -537,12 +537,20 @@ fn raw_interop_duplex_connect_to_nc_listener_both_ways() {
         &dir.path("nc-out"),
     );
     support::wait_tcp_listen(port);
-    let mut client = FileProc::spawn(
-        bin(),
-        &["connect", "--raw", "127.0.0.1", &port.to_string()],
-        Some(&dir.path("to-nc")),
-        &dir.path("duplex-out"),
+    // OpenBSD nc's listener stops sending once its peer half-closes (seen
+    // here: a client in Python that sent first lost 9 of 15 replies), so
+    // duplex's stdin ends only once nc's whole file has arrived: a shell
+    // feeds it, then waits (bounded: 2000 × 10 ms) for duplex's output.
+    let out = dir.path("duplex-out");
+    let feed = format!(
+        "{{ cat '{input}'; i=0; while [ \"$(stat -c %s '{out}')\" -lt {len} ] && [ $i -lt 2000 ]; \
+         do sleep 0.01; i=$((i+1)); done; }} | '{bin}' connect --raw 127.0.0.1 {port}",
+        input = dir.path("to-nc").display(),
+        out = out.display(),
+        len = 6 * MIB + 1,
+        bin = bin(),
     );
+    let mut client = FileProc::spawn("sh", &["-c", &feed], None, &out);
     client.assert_exit(0);
     nc.assert_exit(0);
     to_nc.check_file(&dir.path("nc-out"), "what nc received");
