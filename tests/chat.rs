@@ -460,6 +460,9 @@ fn chat_peer_that_stops_reading_after_its_goodbye_is_an_error() {
         .stdin_file(&file.0)
         .spawn();
     let addr = server.wait_for_listening();
+    // Input must have been handed over before the goodbye comes: once the
+    // input thread is 2 MiB into the file, its first chunk is queued.
+    wait_until_read(server.pid(), 2 << 20);
     let mut peer = connect_small_window(addr, 16 * 1024);
     send_raw(&mut peer, b"\n");
     // The peer never reads (nor closes) until the server has given up.
