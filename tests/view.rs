@@ -64,7 +64,7 @@ impl Tmux {
             "new-session",
             "-d",
             "-x",
-            "100",
+            "160",
             "-y",
             "30",
             "env",
@@ -135,7 +135,14 @@ impl Tmux {
     #[track_caller]
     fn assert_exit_and_sane_terminal(&self, code: i32) {
         let screen = self.wait_for(&format!("`exit={code}`"), |s| {
-            s.lines().any(|l| l.starts_with("exit="))
+            // `exit=` then digits: a long command line can wrap so that its
+            // own `exit=$?` starts a screen line.
+            s.lines().any(|l| {
+                l.strip_prefix("exit=").is_some_and(|code| {
+                    let code = code.trim_end();
+                    !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit())
+                })
+            })
         });
         let marker = format!("exit={code}");
         assert!(
