@@ -3,6 +3,7 @@
 
 mod man;
 
+use crate::live::When;
 use crate::view::{ColorChoice, ViewOptions};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use duplex::options::{
@@ -291,9 +292,17 @@ pub struct CommonArgs {
     /// Never read stdin: only show what the peer sends.
     #[arg(long)]
     pub recv_only: bool,
-    /// No status lines on stderr (errors still get their one line).
+    /// No status lines on stderr (errors still get their one line), and no
+    /// progress line unless --progress.
     #[arg(short, long)]
     pub quiet: bool,
+    /// With --raw: draw the live progress line on stderr even when it is not
+    /// a terminal or with -q [default: only on a terminal, without -q].
+    #[arg(long, requires = "raw", overrides_with = "no_progress")]
+    pub progress: bool,
+    /// Never draw the live progress line (the summary line stays, unless -q).
+    #[arg(long, overrides_with = "progress")]
+    pub no_progress: bool,
     /// Diagnostics on stderr (repeat for more: -vv, -vvv); RUST_LOG also works.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -541,6 +550,15 @@ impl CommonArgs {
         }
     }
 
+    /// `--progress`, `--no-progress` (the last one given wins), or neither.
+    pub fn progress(&self) -> When {
+        match (self.progress, self.no_progress) {
+            (true, _) => When::Always,
+            (_, true) => When::Never,
+            _ => When::Auto,
+        }
+    }
+
     fn net(&self) -> NetOptions {
         NetOptions {
             keepalive: Some(self.keepalive).filter(|secs| !secs.is_zero()),
@@ -560,6 +578,7 @@ impl CommonArgs {
             recv_only: self.recv_only,
             input_is_terminal,
             security: duplex::transport::Security::Plain,
+            watch: None,
         }
     }
 }

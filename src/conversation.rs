@@ -39,12 +39,14 @@ use crate::input::{Input, Next};
 use crate::lines::ShowFilter;
 use crate::options::{ConversationOptions, Mode};
 use crate::output::{Output, Release};
+use crate::progress::Traffic;
 use crate::shutdown::Shutdown;
 use crate::status::Status;
 use crate::transport::{Connection, Receive, Transmit};
 use crossbeam_channel::{Receiver, Sender, at, bounded, never, select};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -109,7 +111,13 @@ pub(crate) fn hold(
     crate::net::tune(&socket, None);
     let span = tracing::info_span!("conversation", %peer);
     let _entered = span.enter();
-    let clock = Clock::new();
+    let clock = Arc::new(Clock::new());
+    // Whoever shows progress reads this conversation's counters; the guard
+    // says it ended on every way out, after the scope has joined the pumps.
+    let _watching = options
+        .watch
+        .as_ref()
+        .map(|watch| watch.begin(Traffic::new(Arc::clone(&clock))));
     let (events_tx, events) = bounded(8);
     let spawn_error = |source| Error::Local {
         op: "could not start a conversation thread",
@@ -127,7 +135,7 @@ pub(crate) fn hold(
         // every way out of it (an error included) also releases the sender.
         let (stop_tx, stop) = bounded::<()>(0);
         let mode = options.mode;
-        let (transmitter, receiver, clock) = (&mut *transmitter, &mut *receiver, &clock);
+        let (transmitter, receiver, clock) = (&mut *transmitter, &mut *receiver, &*clock);
 
         let sent = events_tx.clone();
         let send_span = span.clone();
@@ -225,10 +233,11 @@ fn after(now: Instant, wait: Duration) -> Instant {
         .unwrap_or(now)
 }
 
-/// When traffic last passed, and what the receiver is doing, readable from
-/// every thread of a conversation.
-struct Clock {
-    start: Instant,
+/// When traffic last passed, how much, and what the receiver is doing,
+/// readable from every thread of a conversation (and, through
+/// [`Traffic`], by whoever shows progress).
+pub(crate) struct Clock {
+    pub(crate) start: Instant,
     /// The receiver was last ready to read: the peer's last bytes, or the
     /// end of a wait for the output, whichever is later.
     last_ready: AtomicU64,
@@ -239,6 +248,10 @@ struct Clock {
     showing: AtomicBool,
     /// Bytes the peer sent after its goodbye line.
     unshown: AtomicU64,
+    /// Bytes the sender got into the transport.
+    pub(crate) sent_bytes: AtomicU64,
+    /// Bytes the receiver took from the transport.
+    pub(crate) received_bytes: AtomicU64,
 }
 
 impl Clock {
@@ -250,6 +263,8 @@ impl Clock {
             last_any: AtomicU64::new(0),
             showing: AtomicBool::new(false),
             unshown: AtomicU64::new(0),
+            sent_bytes: AtomicU64::new(0),
+            received_bytes: AtomicU64::new(0),
         }
     }
 
@@ -257,13 +272,16 @@ impl Clock {
         u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    fn sent(&self) {
+    fn sent(&self, bytes: usize) {
+        self.sent_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         let now = self.now();
         self.last_sent.store(now, Ordering::Relaxed);
         self.last_any.store(now, Ordering::Relaxed);
     }
 
-    fn received(&self) {
+    fn received(&self, bytes: usize) {
+        self.received_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
         let now = self.now();
         self.last_ready.store(now, Ordering::Relaxed);
         self.last_any.store(now, Ordering::Relaxed);
@@ -350,7 +368,7 @@ fn transmit(
             Ok(0) => return Err((io::ErrorKind::WriteZero.into(), done)),
             Ok(n) => {
                 done += n;
-                clock.sent();
+                clock.sent(n);
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err((error, done)),
@@ -450,7 +468,7 @@ fn recv_pump(
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => return Err(RecvFailure::Socket(error)),
         };
-        clock.received();
+        clock.received(n);
         if discarding {
             if heard_goodbye {
                 clock.unshown.fetch_add(n as u64, Ordering::Relaxed);

@@ -51,6 +51,7 @@ mod lines;
 pub(crate) mod net;
 pub mod options;
 pub mod output;
+pub mod progress;
 pub mod render;
 pub mod room;
 pub mod serve;

@@ -3,6 +3,7 @@
 //! "Endings and exit codes"). Everything else lives in the library.
 
 mod cli;
+mod live;
 mod view;
 
 use cli::{Action, Cli, ColorArg};
@@ -21,7 +22,16 @@ fn main() -> ExitCode {
     };
     let common = sub.common();
     init_tracing(common.verbose, common.color);
-    let status = Status::stderr(common.quiet);
+    // Raw transfers get a live progress line and a summary (live.rs); every
+    // status line goes above that line while it is drawn.
+    let raw = common.raw;
+    let setting = live::Setting::of_process(common.progress(), raw, common.quiet, common.verbose);
+    let total = (raw && !common.recv_only).then(live::stdin_size).flatten();
+    let live = live::LiveLine::new(live::wanted(setting), setting.stdout_is_terminal, total);
+    let status = Status::with_sink(common.quiet, {
+        let live = Arc::clone(&live);
+        Arc::new(move |line: &str| live.print(line))
+    });
     let mut view = common.view();
 
     let (trigger, shutdown) = duplex::shutdown_channel();
@@ -30,7 +40,12 @@ fn main() -> ExitCode {
     // First Ctrl-C/SIGTERM (or Ctrl-C typed in the terminal view): every
     // conversation closes gracefully, then we exit 130. A second one:
     // restore the terminal and exit at once (the policy is in shutdown.rs).
-    if let Err(error) = ctrlc::set_handler(move || trigger.interrupt(view::restore_terminal)) {
+    let erase = Arc::clone(&live);
+    let before_exit = move || {
+        erase.clear();
+        view::restore_terminal();
+    };
+    if let Err(error) = ctrlc::set_handler(move || trigger.interrupt(before_exit.clone())) {
         tracing::warn!(%error, "could not install the Ctrl-C handler");
     }
 
@@ -53,6 +68,13 @@ fn main() -> ExitCode {
     if let Some(secret) = secret {
         command.conversation_mut().security =
             duplex::transport::Security::Secret(duplex::transport::SecretSetup::new(secret));
+    }
+    if raw {
+        let progress = live::Progress {
+            live,
+            status: status.clone(),
+        };
+        command.conversation_mut().watch = Some(duplex::progress::Watcher::new(Arc::new(progress)));
     }
     match run_interactive(&command, &shutdown, &status, &view) {
         Ok(Ending::Interrupted) => ExitCode::from(130),

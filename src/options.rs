@@ -1,6 +1,7 @@
 //! Plain option structs the engine takes. The command line (`cli.rs`) builds
 //! them; library users build them directly. No clap types past this point.
 
+use crate::progress::Watcher;
 use crate::transport::Security;
 use crate::transport::tls::{Identity, Verification};
 use ipnet::IpNet;
@@ -34,6 +35,9 @@ pub struct ConversationOptions {
     pub input_is_terminal: bool,
     /// Plain, or which handshake each connection gets first.
     pub security: Security,
+    /// Told when each conversation starts (with its byte counters) and
+    /// ends: how the binary shows progress ([`crate::progress`]).
+    pub watch: Option<Watcher>,
 }
 
 impl Default for ConversationOptions {
@@ -45,6 +49,7 @@ impl Default for ConversationOptions {
             recv_only: false,
             input_is_terminal: false,
             security: Security::Plain,
+            watch: None,
         }
     }
 }

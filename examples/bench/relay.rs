@@ -23,7 +23,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -51,6 +51,9 @@ usage: bench [relay] [--mib N] [--roundtrips N] [--runs N] [--rss-mib N]
                    duplex-secret,duplex-tls,nc,socat,socat-tls,ncat (socat-tls,
                    raw over TLS, needs openssl to make its certificate)
   --handshakes N   secret handshakes timed (default 100; 0: none)
+  --live           also run duplex raw with both stderrs on a pty (the live
+                   progress line drawn, issue 16), row `duplex raw +live`,
+                   interleaved with the plain duplex raw row
   bench room ...   the room benchmark";
 
 struct Options {
@@ -62,6 +65,7 @@ struct Options {
     throughput: bool,
     latency: bool,
     handshakes: usize,
+    live: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -74,6 +78,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         throughput: true,
         latency: true,
         handshakes: 100,
+        live: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -106,6 +111,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             }
             "--no-throughput" => o.throughput = false,
             "--no-latency" => o.latency = false,
+            "--live" => o.live = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -148,7 +154,11 @@ pub fn main(args: &[String]) -> Result<(), String> {
             expected.hash,
             started.elapsed().as_secs_f64()
         );
-        let tools: Vec<Tool> = tools(&duplex, &peers)
+        let mut all = tools(&duplex, &peers);
+        if options.live {
+            all.insert(1, live_tool(&all[0]));
+        }
+        let tools: Vec<Tool> = all
             .into_iter()
             .filter(|t| {
                 options
@@ -340,6 +350,23 @@ struct Tool {
     /// The receiver prints `listening on ADDR` (duplex); otherwise we pick a
     /// free port and poll `/proc/net/tcp` for its listener.
     reports_port: bool,
+    /// Both stderrs are a pseudo-terminal (duplex draws its live line).
+    pty: bool,
+}
+
+/// `duplex raw` with the live progress line on both sides: the same
+/// command lines (without the sender's -q, which turns the line off), with
+/// stderr on a pty.
+fn live_tool(raw: &Tool) -> Tool {
+    assert_eq!(raw.key, "duplex-raw", "the live row copies duplex raw");
+    Tool {
+        key: "duplex-raw-live",
+        name: "duplex raw +live",
+        receiver: raw.receiver.clone(),
+        sender: raw.sender.iter().filter(|a| *a != "-q").cloned().collect(),
+        reports_port: true,
+        pty: true,
+    }
 }
 
 struct Peers {
@@ -422,6 +449,7 @@ fn tools(duplex: &Path, peers: &Peers) -> Vec<Tool> {
             receiver: argv(&[d, "serve", "--once", "--raw", "-b", "127.0.0.1", "0"]),
             sender: argv(&[d, "connect", "-q", "--raw", "127.0.0.1", "{port}"]),
             reports_port: true,
+            pty: false,
         },
         Tool {
             key: "duplex-chat",
@@ -432,6 +460,7 @@ fn tools(duplex: &Path, peers: &Peers) -> Vec<Tool> {
             // The data has no empty line: its EOF is the sender's goodbye.
             sender: argv(&[d, "connect", "-q", "127.0.0.1", "{port}"]),
             reports_port: true,
+            pty: false,
         },
         Tool {
             key: "duplex-secret",
@@ -456,6 +485,7 @@ fn tools(duplex: &Path, peers: &Peers) -> Vec<Tool> {
                 "{port}".into(),
             ],
             reports_port: true,
+            pty: false,
         },
     ];
     tools.push(Tool {
@@ -482,6 +512,7 @@ fn tools(duplex: &Path, peers: &Peers) -> Vec<Tool> {
             "{port}",
         ]),
         reports_port: true,
+        pty: false,
     });
     if peers.nc {
         tools.push(Tool {
@@ -490,6 +521,7 @@ fn tools(duplex: &Path, peers: &Peers) -> Vec<Tool> {
             receiver: argv(&["nc", "-l", "127.0.0.1", "{port}"]),
             sender: argv(&["nc", "-N", "127.0.0.1", "{port}"]),
             reports_port: false,
+            pty: false,
         });
     }
     if peers.socat {
@@ -513,6 +545,7 @@ fn tools(duplex: &Path, peers: &Peers) -> Vec<Tool> {
                 "TCP:127.0.0.1:{port}",
             ]),
             reports_port: false,
+            pty: false,
         });
     }
     if let Some((cert, key)) = &peers.tls {
@@ -538,6 +571,7 @@ fn tools(duplex: &Path, peers: &Peers) -> Vec<Tool> {
                 "OPENSSL:127.0.0.1:{port},verify=0",
             ]),
             reports_port: false,
+            pty: false,
         });
     }
     if peers.ncat {
@@ -547,6 +581,7 @@ fn tools(duplex: &Path, peers: &Peers) -> Vec<Tool> {
             receiver: argv(&["ncat", "--recv-only", "-l", "127.0.0.1", "{port}"]),
             sender: argv(&["ncat", "--send-only", "127.0.0.1", "{port}"]),
             reports_port: false,
+            pty: false,
         });
     }
     tools
@@ -885,15 +920,29 @@ struct Proc {
 
 impl Proc {
     fn spawn(argv: &[String], stdin: Stdio, stdout: Stdio) -> Result<Proc, String> {
+        Proc::spawn_with(argv, stdin, stdout, false)
+    }
+
+    /// With `pty`, stderr is a pseudo-terminal whose other side we read.
+    fn spawn_with(argv: &[String], stdin: Stdio, stdout: Stdio, pty: bool) -> Result<Proc, String> {
         let name = argv.join(" ");
+        let (stderr_to, master) = if pty {
+            let (master, slave) = open_pty().map_err(|e| format!("could not open a pty: {e}"))?;
+            (Stdio::from(slave), Some(master))
+        } else {
+            (Stdio::piped(), None)
+        };
         let mut child = Command::new(&argv[0])
             .args(&argv[1..])
             .stdin(stdin)
             .stdout(stdout)
-            .stderr(Stdio::piped())
+            .stderr(stderr_to)
             .spawn()
             .map_err(|e| format!("could not start `{name}`: {e}"))?;
-        let pipe = child.stderr.take().expect("stderr is piped");
+        let pipe: Box<dyn Read + Send> = match master {
+            Some(master) => Box::new(master),
+            None => Box::new(child.stderr.take().expect("stderr is piped")),
+        };
         let (tx, lines) = mpsc::channel();
         let stderr = thread::Builder::new()
             .name("bench-stderr".into())
@@ -987,7 +1036,34 @@ impl Drop for Proc {
     }
 }
 
-fn read_stderr(pipe: ChildStderr, lines: &mpsc::Sender<String>) -> String {
+/// A pseudo-terminal of 120 x 30: the master (ours to read) and the slave
+/// (the child's stderr). Once every copy of the slave is closed, reading
+/// the master fails (EIO): that is its end.
+fn open_pty() -> io::Result<(File, File)> {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
+    grantpt(&master)?;
+    unlockpt(&master)?;
+    let name = ptsname(&master, Vec::new())?;
+    let winsize = rustix::termios::Winsize {
+        ws_row: 30,
+        ws_col: 120,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(&master, winsize)?;
+    let path = {
+        use std::os::unix::ffi::OsStrExt;
+        PathBuf::from(std::ffi::OsStr::from_bytes(name.as_bytes()))
+    };
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    Ok((File::from(master), slave))
+}
+
+fn read_stderr(pipe: impl Read, lines: &mpsc::Sender<String>) -> String {
     let mut all = String::new();
     for line in BufReader::new(pipe).lines() {
         let Ok(line) = line else { break };
@@ -1121,7 +1197,12 @@ fn transfer(tool: &Tool, source: Source, sink: Sink, expected: Sum) -> Result<Me
         Sink::Stream => Stdio::piped(),
     };
     let cpu_before = children_cpu_ticks();
-    let mut receiver = Proc::spawn(&with_port(&tool.receiver, port), Stdio::null(), stdout)?;
+    let mut receiver = Proc::spawn_with(
+        &with_port(&tool.receiver, port),
+        Stdio::null(),
+        stdout,
+        tool.pty,
+    )?;
     let sink_thread = match sink {
         Sink::File(_) => None,
         Sink::Stream => {
@@ -1144,7 +1225,12 @@ fn transfer(tool: &Tool, source: Source, sink: Sink, expected: Sum) -> Result<Me
         Source::Stream(_) => (Stdio::piped(), Some(())),
     };
     let start = Instant::now();
-    let mut sender = Proc::spawn(&with_port(&tool.sender, port), stdin, Stdio::null())?;
+    let mut sender = Proc::spawn_with(
+        &with_port(&tool.sender, port),
+        stdin,
+        Stdio::null(),
+        tool.pty,
+    )?;
     let source_thread = generated.map(|()| {
         let mut pipe = sender.child.stdin.take().expect("stdin is piped");
         thread::spawn(move || -> io::Result<Sum> {
@@ -1196,6 +1282,17 @@ fn transfer(tool: &Tool, source: Source, sink: Sink, expected: Sum) -> Result<Me
     let cpu_ticks = children_cpu_ticks().saturating_sub(cpu_before);
     sender.check()?;
     receiver.check()?;
+    if tool.pty {
+        for (side, proc) in [("sender", &mut sender), ("receiver", &mut receiver)] {
+            let text = proc.finish_stderr();
+            if !text.contains("\x1b[2K") {
+                eprintln!(
+                    "bench: warning: {}: the {side} drew no live line",
+                    tool.name
+                );
+            }
+        }
+    }
 
     let expected = match source_thread {
         None => expected,

@@ -125,6 +125,20 @@ pub(super) fn page(top: &Command) -> String {
          file\\fR typed by a person ends when the file has arrived. There is no terminal view \
          in raw mode.",
     );
+    para(
+        p,
+        "A raw transfer shows its progress. While it runs, when stderr is a terminal (and \
+         not \\fB\\-q\\fR, \\fB\\-v\\fR or \\fBRUST_LOG\\fR, nor stdin and stdout both \
+         terminals), one line on stderr is redrawn ten times a second: bytes sent and \
+         received, the rate over the last seconds, and, when stdin is a regular file, a bar, \
+         the percentage and the time left. It is erased when the conversation ends, however \
+         it ends; once the peer's bytes reach a terminal stdout it steps aside. \
+         \\fB\\-\\-progress\\fR draws it even onto a stderr that is not a terminal or with \
+         \\fB\\-q\\fR; \\fB\\-\\-no\\-progress\\fR never draws it. At the end of every raw \
+         conversation, unless \\fB\\-q\\fR, one summary line follows: \
+         \\fBsent 1.00 GiB, received 0 B in 0.52 s (1.92 GiB/s)\\fR (binary units; the rate \
+         counts both directions).",
+    );
 
     section(p, "ONE PEER AT A TIME");
     para(
