@@ -1,25 +1,18 @@
 //! `duplex connect`: dial, and hold one conversation.
 
-use crate::conversation::{self, Ending};
+use crate::console::Console;
+use crate::conversation;
+use crate::ending::Ending;
 use crate::error::{Error, Result};
-use crate::input::Input;
 use crate::net;
 use crate::options::ConnectOptions;
-use crate::output::Output;
-use crate::shutdown::Shutdown;
-use crate::status::Status;
 use crate::transport::tls::{Tls, TlsConnector, Verification};
 use crate::transport::{self, Security, Side};
 use std::sync::Arc;
 
 /// Connects and runs the conversation to its end.
-pub fn connect(
-    options: &ConnectOptions,
-    input: &mut Input,
-    output: &mut dyn Output,
-    shutdown: &Shutdown,
-    status: &Status,
-) -> Result<Ending> {
+pub fn connect(options: &ConnectOptions, console: &mut Console<'_>) -> Result<Ending> {
+    let status = &console.status.clone();
     // The CA file (or the system's roots) is read before dialling.
     let mut settings = options.conversation.clone();
     if let Some(verification) = &options.tls {
@@ -50,12 +43,14 @@ pub fn connect(
     tracing::info!(%peer, "connected");
     if let Some(name) = &options.name {
         // The room takes the name before anything else we say.
-        input.push_front(format!("/name {name}\n").into_bytes());
+        console
+            .input
+            .push_front(format!("/name {name}\n").into_bytes());
     }
     let connection = transport::establish(stream, Side::Client, &settings.security)?;
-    let outcome = conversation::hold(connection, peer, input, output, settings, shutdown)?;
+    let outcome = conversation::hold(connection, peer, settings, console)?;
     conversation::report_ended(status, peer, outcome);
     // There is no next conversation: what was read but not sent is said.
-    conversation::report_unsent(input, status);
+    conversation::report_unsent(console.input, status);
     Ok(outcome.ending)
 }

@@ -33,7 +33,8 @@
 //! - Ctrl-C bounds everything by `--linger`; a closed output by at most
 //!   [`OUTPUT_CLOSED_WAIT`]; an idle timeout closes at once.
 
-pub use crate::ending::Ending;
+use crate::console::Console;
+use crate::ending::Ending;
 use crate::error::{Error, Result};
 use crate::input::{Input, Next};
 use crate::lines::ShowFilter;
@@ -44,7 +45,7 @@ use crate::status::Status;
 use crate::transport::{Connection, Receive, Transmit};
 use crossbeam_channel::{Receiver, Sender, at, bounded, never, select};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -61,7 +62,7 @@ const SEND_PIECE: usize = 64 * 1024;
 /// EOF (at most `--linger`): long enough for a peer that is finishing to
 /// close cleanly, short enough that `duplex … | head -1` exits within a
 /// second while the peer keeps sending (SPEC, "Serve" and "Endings").
-pub const OUTPUT_CLOSED_WAIT: Duration = Duration::from_millis(500);
+pub(crate) const OUTPUT_CLOSED_WAIT: Duration = Duration::from_millis(500);
 
 /// How a conversation ended, with what the status lines report besides the
 /// reason.
@@ -72,33 +73,35 @@ pub(crate) struct Outcome {
     pub(crate) unshown: u64,
 }
 
-/// Holds one conversation with the peer on `connection` until it ends.
+/// Holds one conversation with the peer on `stream` until it ends.
 ///
-/// `connection` is a plain `TcpStream` or the [`Connection`] a handshake
-/// made (see [`crate::transport`]); the conversation does not know which.
-/// Input comes from `input` (what is not sent stays there for the next
-/// conversation); what the peer sends goes to `output`. Returns how the
-/// conversation ended, or the error that broke it.
+/// Lines to send come from the console's input (what is not sent stays
+/// there for the next conversation); what the peer sends goes to its
+/// output; its shutdown ends the conversation early. This is the plain
+/// conversation: `options.security` is not used here (the `--secret` and
+/// TLS handshakes are made by [`serve`](crate::serve()) and
+/// [`connect`](crate::connect())), and no status lines are written. Returns
+/// how the conversation ended, or the error that broke it.
 pub fn run(
-    connection: impl Into<Connection>,
+    stream: TcpStream,
     peer: SocketAddr,
-    input: &mut Input,
-    output: &mut dyn Output,
     options: &ConversationOptions,
-    shutdown: &Shutdown,
+    console: &mut Console<'_>,
 ) -> Result<Ending> {
-    hold(connection.into(), peer, input, output, options, shutdown).map(|o| o.ending)
+    hold(Connection::plain(stream), peer, options, console).map(|o| o.ending)
 }
 
-/// [`run`], with the [`Outcome`] for the status lines.
+/// [`run`] on the [`Connection`] a handshake made (see
+/// [`crate::transport`]), with the [`Outcome`] for the status lines.
 pub(crate) fn hold(
     connection: Connection,
     peer: SocketAddr,
-    input: &mut Input,
-    output: &mut dyn Output,
     options: &ConversationOptions,
-    shutdown: &Shutdown,
+    console: &mut Console<'_>,
 ) -> Result<Outcome> {
+    let input: &mut Input = &mut *console.input;
+    let output: &mut dyn Output = &mut *console.output;
+    let shutdown = &console.shutdown;
     let Connection {
         socket,
         mut receiver,

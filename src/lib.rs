@@ -8,7 +8,7 @@
 //! server and a client can talk in one process:
 //!
 //! ```
-//! use duplex::{ConversationOptions, Ending, Input, Shutdown, conversation};
+//! use duplex::{Console, ConversationOptions, Ending, Input, conversation};
 //! use std::net::{TcpListener, TcpStream};
 //! use std::thread;
 //!
@@ -23,7 +23,7 @@
 //!         let mut heard = Vec::new();
 //!         // The server has nothing to say; it shows what it hears.
 //!         let mut input = Input::silent();
-//!         conversation::run(stream, peer, &mut input, &mut heard, &options, &Shutdown::never())?;
+//!         conversation::run(stream, peer, &options, &mut Console::new(&mut input, &mut heard))?;
 //!         Ok(heard)
 //!     }
 //! });
@@ -33,7 +33,7 @@
 //! lines.send(b"hello\n\n".to_vec().into()).unwrap();
 //! let stream = TcpStream::connect(addr)?;
 //! let mut shown = Vec::new();
-//! let ending = conversation::run(stream, addr, &mut input, &mut shown, &options, &Shutdown::never())?;
+//! let ending = conversation::run(stream, addr, &options, &mut Console::new(&mut input, &mut shown))?;
 //!
 //! assert_eq!(ending, Ending::Goodbye);
 //! assert_eq!(server.join().unwrap()?, b"hello\n");
@@ -43,6 +43,7 @@
 #![warn(missing_docs)]
 
 pub mod connect;
+pub mod console;
 pub mod conversation;
 pub mod ending;
 pub mod error;
@@ -58,6 +59,8 @@ pub mod shutdown;
 pub mod status;
 pub mod transport;
 
+pub use connect::connect;
+pub use console::Console;
 pub use ending::Ending;
 pub use error::{Error, Result};
 pub use input::Input;
@@ -66,6 +69,7 @@ pub use options::{
     ServeOptions,
 };
 pub use output::{Output, OutputThread, Release};
+pub use serve::serve;
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
 pub use status::Status;
 pub use transport::Connection;
@@ -84,7 +88,10 @@ pub fn run(command: &Command, shutdown: &Shutdown, status: &Status) -> Result<En
         stdin_input()?
     };
     let mut output = stdout_output(shutdown, command.conversation().linger)?;
-    let ending = run_on(command, &mut input, &mut output, shutdown, status);
+    let mut console = Console::new(&mut input, &mut output)
+        .with_shutdown(shutdown.clone())
+        .with_status(status.clone());
+    let ending = run_on(command, &mut console);
     // What is still queued for stdout is written, for as long as stdout
     // takes it (bounded: see OutputThread::finish).
     output.finish();
@@ -94,16 +101,10 @@ pub fn run(command: &Command, shutdown: &Shutdown, status: &Status) -> Result<En
 /// Runs a command over any input and output: what [`run`] does with the
 /// process's stdin and stdout, for callers that bring their own (the
 /// binary's terminal view, tests, embedding programs).
-pub fn run_on(
-    command: &Command,
-    input: &mut Input,
-    output: &mut dyn Output,
-    shutdown: &Shutdown,
-    status: &Status,
-) -> Result<Ending> {
+pub fn run_on(command: &Command, console: &mut Console<'_>) -> Result<Ending> {
     match command {
-        Command::Serve(options) => serve::serve(options, input, output, shutdown, status),
-        Command::Connect(options) => connect::connect(options, input, output, shutdown, status),
+        Command::Serve(options) => serve::serve(options, console),
+        Command::Connect(options) => connect::connect(options, console),
     }
 }
 

@@ -5,14 +5,12 @@
 //! kernel and waits, as with the classic lesson's server: it is served, with
 //! whatever it already sent, when the conversation before it ends.
 
-use crate::conversation::{self, Ending};
+use crate::console::Console;
+use crate::conversation;
+use crate::ending::Ending;
 use crate::error::{Error, Result};
-use crate::input::Input;
 use crate::net::{self, Acceptor, Admission};
 use crate::options::{ConversationOptions, ServeOptions};
-use crate::output::Output;
-use crate::shutdown::Shutdown;
-use crate::status::Status;
 use crate::transport::tls::{Identity, Tls, TlsAcceptor};
 use crate::transport::{self, Security, Side};
 use crossbeam_channel::select;
@@ -21,13 +19,8 @@ use std::sync::Arc;
 /// Runs the server until `--once` is done, the input has ended, the output
 /// is closed, or the shutdown fires. Returns the last conversation's ending
 /// ([`Ending::Interrupted`] after a shutdown).
-pub fn serve(
-    options: &ServeOptions,
-    input: &mut Input,
-    output: &mut dyn Output,
-    shutdown: &Shutdown,
-    status: &Status,
-) -> Result<Ending> {
+pub fn serve(options: &ServeOptions, console: &mut Console<'_>) -> Result<Ending> {
+    let status = &console.status.clone();
     // Certificate files are read before binding: a bad one is the only line.
     let tls = match &options.tls {
         Some(identity) => Some((
@@ -64,14 +57,12 @@ pub fn serve(
     };
     let acceptor = Acceptor::spawn(listener, admission).map_err(Error::Accept)?;
     if let Some(room) = &options.room {
-        return crate::room::run(acceptor, room, settings, input, output, shutdown, status);
+        return crate::room::run(acceptor, room, settings, console);
     }
 
-    let ending = serve_one_by_one(
-        options, settings, &acceptor, input, output, shutdown, status,
-    )?;
+    let ending = serve_one_by_one(options, settings, &acceptor, console)?;
     // No next peer will take what is left of the input: say how much.
-    conversation::report_unsent(input, status);
+    conversation::report_unsent(console.input, status);
     Ok(ending)
 }
 
@@ -80,11 +71,9 @@ fn serve_one_by_one(
     options: &ServeOptions,
     settings: &ConversationOptions,
     acceptor: &Acceptor,
-    input: &mut Input,
-    output: &mut dyn Output,
-    shutdown: &Shutdown,
-    status: &Status,
+    console: &mut Console<'_>,
 ) -> Result<Ending> {
+    let (shutdown, status) = (&console.shutdown.clone(), &console.status.clone());
     loop {
         let (stream, peer) = select! {
             recv(acceptor.receiver()) -> accepted => match accepted {
@@ -98,10 +87,8 @@ fn serve_one_by_one(
             recv(shutdown.receiver()) -> _ => return Ok(Ending::Interrupted),
         };
         status.connection_from(peer);
-        let ended =
-            transport::establish(stream, Side::Server, &settings.security).and_then(|connection| {
-                conversation::hold(connection, peer, input, output, settings, shutdown)
-            });
+        let ended = transport::establish(stream, Side::Server, &settings.security)
+            .and_then(|connection| conversation::hold(connection, peer, settings, console));
         match ended {
             Ok(outcome) => {
                 let ending = outcome.ending;
@@ -109,7 +96,7 @@ fn serve_one_by_one(
                 if matches!(ending, Ending::Interrupted | Ending::OutputClosed) {
                     return Ok(ending);
                 }
-                if options.once || input.is_exhausted() {
+                if options.once || console.input.is_exhausted() {
                     return Ok(ending);
                 }
             }
@@ -121,7 +108,7 @@ fn serve_one_by_one(
             // One peer's failure ends only its conversation.
             Err(error) if !options.once && !matches!(error, Error::Local { .. }) => {
                 status.failed(&error);
-                if input.is_exhausted() {
+                if console.input.is_exhausted() {
                     return Ok(Ending::EndOfInput);
                 }
             }

@@ -61,14 +61,11 @@ mod hub;
 mod notices;
 mod peer;
 
+use crate::console::Console;
 use crate::ending::Ending;
 use crate::error::{Error, Result};
-use crate::input::Input;
 use crate::net::Acceptor;
 use crate::options::{ConversationOptions, RoomOptions};
-use crate::output::Output;
-use crate::shutdown::Shutdown;
-use crate::status::Status;
 use std::io;
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -141,14 +138,17 @@ enum PeerEvent {
 /// After that the server talks like any peer: what it says to an empty room
 /// reaches nobody, and its goodbye ends the room at once. Joins, leaves,
 /// names and evictions are reported through `status`.
-pub fn run(
+pub(crate) fn run(
     acceptor: Acceptor,
     room: &RoomOptions,
     options: &ConversationOptions,
-    input: &mut Input,
-    output: &mut dyn Output,
-    shutdown: &Shutdown,
-    status: &Status,
+    console: &mut Console<'_>,
 ) -> Result<Ending> {
-    hub::Hub::new(room, options, input, output, status, acceptor).run(shutdown)
+    let Console {
+        input,
+        output,
+        shutdown,
+        status,
+    } = console;
+    hub::Hub::new(room, options, input, *output, status, acceptor).run(shutdown)
 }
