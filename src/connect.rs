@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::net;
 use crate::options::ConnectOptions;
 use crate::transport::tls::{Tls, TlsConnector, Verification};
-use crate::transport::{self, Security, Side};
+use crate::transport::{self, Security, Side, TlsSetup};
 use std::sync::Arc;
 
 /// Connects and runs the conversation to its end.
@@ -22,10 +22,10 @@ pub fn connect(options: &ConnectOptions, console: &mut Console<'_>) -> Result<En
                 "tls: --tls-insecure: the server's certificate is not verified; anyone in the middle can read and change this conversation",
             );
         }
-        settings.security = Security::Tls(Tls::Client {
+        settings.security = Security::Tls(TlsSetup(Tls::Client {
             connector: Arc::new(connector),
             host: options.host.clone(),
-        });
+        }));
     }
     let settings = &settings;
     let stream = net::connect(

@@ -31,7 +31,7 @@
 //!   nothing at all for `--linger` ends it as an error; once we have
 //!   half-closed, `--linger` bounds the discarding until the peer's EOF;
 //! - Ctrl-C bounds everything by `--linger`; a closed output by at most
-//!   [`OUTPUT_CLOSED_WAIT`]; an idle timeout closes at once.
+//!   `OUTPUT_CLOSED_WAIT`; an idle timeout closes at once.
 
 use crate::console::Console;
 use crate::ending::Ending;

@@ -111,7 +111,7 @@ impl fmt::Display for Error {
 }
 
 /// The message is self-contained: it already says the cause in plain words
-/// ([`describe`]), so `source()` is `None` and a printer of the chain
+/// (`describe`), so `source()` is `None` and a printer of the chain
 /// (anyhow, eyre, `{:#}`) shows the cause once (the API guidelines'
 /// C-GOOD-ERR: one or the other, never both). The I/O error itself stays
 /// reachable through [`Error::io_error`].

@@ -140,7 +140,7 @@ impl Input {
     }
 
     /// The next chunk of input, waiting for it unless `stop` fires first.
-    pub fn next(&mut self, stop: &Receiver<()>) -> Next {
+    pub(crate) fn next(&mut self, stop: &Receiver<()>) -> Next {
         if let Some(chunk) = self.leftover.pop_front() {
             return Next::Chunk(chunk);
         }
@@ -212,7 +212,7 @@ impl Input {
     /// Puts `bytes` before everything else the input holds: they are the
     /// next bytes a conversation takes (`connect --name` sends its `/name`
     /// line first this way).
-    pub fn push_front(&mut self, bytes: Vec<u8>) {
+    pub(crate) fn push_front(&mut self, bytes: Vec<u8>) {
         self.leftover.push_front(Chunk::from_vec(bytes));
     }
 
@@ -255,7 +255,7 @@ impl Input {
 
     /// True when the input has ended and nothing is left to send. Does not
     /// wait: what has already arrived is kept for the next conversation.
-    pub fn is_exhausted(&mut self) -> bool {
+    pub(crate) fn is_exhausted(&mut self) -> bool {
         if !self.leftover.is_empty() {
             return false;
         }

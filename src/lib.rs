@@ -42,28 +42,28 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod connect;
-pub mod console;
+mod connect;
+mod console;
 pub mod conversation;
-pub mod ending;
-pub mod error;
-pub mod input;
+mod ending;
+mod error;
+mod input;
 mod lines;
-pub(crate) mod net;
-pub mod options;
-pub mod output;
+mod net;
+mod options;
+mod output;
 pub mod render;
 pub mod room;
-pub mod serve;
-pub mod shutdown;
-pub mod status;
+mod serve;
+mod shutdown;
+mod status;
 pub mod transport;
 
 pub use connect::connect;
 pub use console::Console;
 pub use ending::Ending;
 pub use error::{Error, Result};
-pub use input::Input;
+pub use input::{Chunk, Input};
 pub use options::{
     Access, Command, ConnectOptions, ConversationOptions, Family, Mode, NetOptions, RoomOptions,
     ServeOptions,
@@ -71,8 +71,7 @@ pub use options::{
 pub use output::{Output, OutputThread, Release};
 pub use serve::serve;
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
-pub use status::Status;
-pub use transport::Connection;
+pub use status::{Presence, Status, StatusSink};
 
 use std::fs::File;
 use std::io::{self, IsTerminal};

@@ -131,7 +131,7 @@ pub enum Family {
 
 impl Family {
     /// Whether `ip` is of this family.
-    pub fn admits(self, ip: IpAddr) -> bool {
+    pub(crate) fn admits(self, ip: IpAddr) -> bool {
         match self {
             Family::Any => true,
             Family::V4 => ip.is_ipv4(),
@@ -174,7 +174,7 @@ impl Access {
     /// Whether a peer at `ip` may connect. An IPv4-mapped IPv6 address
     /// (`::ffff:127.0.0.1`, what a dual-stack listener reports for an IPv4
     /// peer) matches the IPv4 rules as well as the IPv6 ones.
-    pub fn permits(&self, ip: IpAddr) -> bool {
+    pub(crate) fn permits(&self, ip: IpAddr) -> bool {
         let canonical = ip.to_canonical();
         let hit = |rules: &[IpNet]| {
             rules
@@ -182,11 +182,6 @@ impl Access {
                 .any(|net| net.contains(&ip) || net.contains(&canonical))
         };
         !hit(&self.deny) && (self.allow.is_empty() || hit(&self.allow))
-    }
-
-    /// Whether every peer may connect.
-    pub fn is_open(&self) -> bool {
-        self.allow.is_empty() && self.deny.is_empty()
     }
 }
 

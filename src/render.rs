@@ -27,8 +27,7 @@
 //! [`Renderer`] applies the rule to a stream that arrives in reads: any cut
 //! of the input renders exactly as the whole, because a UTF-8 character or a
 //! `\r` at the end of a read waits (at most 3 bytes) for the next one.
-//! [`render`] applies it to bytes known to be whole, such as a line, and
-//! [`render_from`] to the end of a buffer, in place.
+//! [`render`] applies it to bytes known to be whole, such as a line.
 //! [`RenderingWriter`] is a [`Write`] that renders everything written
 //! through it.
 
@@ -50,28 +49,6 @@ pub fn render(bytes: &[u8]) -> Cow<'_, str> {
     renderer.feed(bytes, &mut out);
     renderer.finish(&mut out);
     Cow::Owned(into_string(out))
-}
-
-/// Like [`render`], for bytes already owned: they are given back as they
-/// are, without a copy, when there is nothing to change.
-pub fn render_vec(bytes: Vec<u8>) -> Vec<u8> {
-    match render(&bytes) {
-        Cow::Borrowed(_) => bytes,
-        Cow::Owned(text) => text.into_bytes(),
-    }
-}
-
-/// Renders `buf[start..]` in place, taken as whole (see [`render`]); what
-/// comes before `start` is left alone. For output assembled piece by piece,
-/// such as a labelled line.
-pub fn render_from(buf: &mut Vec<u8>, start: usize) {
-    let Some(tail) = buf.get(start..) else {
-        return;
-    };
-    if let Cow::Owned(text) = render(tail) {
-        buf.truncate(start);
-        buf.extend_from_slice(text.as_bytes());
-    }
 }
 
 /// `bytes` as text, if the rule leaves them exactly as they are.
@@ -477,11 +454,6 @@ mod tests {
             let every: Vec<usize> = (1..text.len()).collect();
             assert_eq!(in_reads(text.as_bytes(), &every), text);
         }
-        let bytes = b"plain line\n".to_vec();
-        let at = bytes.as_ptr();
-        let back = render_vec(bytes);
-        assert_eq!(back.as_ptr(), at, "no copy when nothing changes");
-        assert_eq!(render_vec(b"\x1b".to_vec()), b"^[");
     }
 
     /// The regression corpus: what hostile peers send, and what is shown.
@@ -551,17 +523,6 @@ mod tests {
             assert_eq!(whole(input), *expected, "{what}");
             assert_safe(expected, input);
         }
-    }
-
-    #[test]
-    fn render_from_leaves_what_comes_before_alone() {
-        let mut buf = b"\x1b kept|".to_vec();
-        let start = buf.len();
-        buf.extend_from_slice(b"\x1b[H\r\n");
-        render_from(&mut buf, start);
-        assert_eq!(buf, b"\x1b kept|^[[H\n");
-        render_from(&mut buf, 100);
-        assert_eq!(buf, b"\x1b kept|^[[H\n");
     }
 
     #[test]

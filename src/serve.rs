@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::net::{self, Acceptor, Admission};
 use crate::options::{ConversationOptions, ServeOptions};
 use crate::transport::tls::{Identity, Tls, TlsAcceptor};
-use crate::transport::{self, Security, Side};
+use crate::transport::{self, Security, Side, TlsSetup};
 use crossbeam_channel::select;
 use std::sync::Arc;
 
@@ -45,7 +45,7 @@ pub fn serve(options: &ServeOptions, console: &mut Console<'_>) -> Result<Ending
         } else {
             status.line(format_args!("tls fingerprint: {fingerprint}"));
         }
-        settings.security = Security::Tls(Tls::Server(Arc::new(acceptor)));
+        settings.security = Security::Tls(TlsSetup(Tls::Server(Arc::new(acceptor))));
     }
     let settings = &settings;
     // Refused peers are turned away by the accept thread, for a room too:

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 /// Where status lines go: stderr by default; the terminal view prints them
 /// above its prompt instead.
-pub type Sink = Arc<dyn Fn(&str) + Send + Sync>;
+pub type StatusSink = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Told whether a peer is connected now (true on `connected to` or
 /// `connection from`, false when that conversation ends), quiet or not: the
@@ -21,7 +21,7 @@ pub type Presence = Arc<dyn Fn(bool) + Send + Sync>;
 #[derive(Clone)]
 pub struct Status {
     quiet: bool,
-    sink: Sink,
+    sink: StatusSink,
     presence: Option<Presence>,
 }
 
@@ -47,7 +47,7 @@ impl Status {
     }
 
     /// Status lines to `sink`, or none when `quiet`.
-    pub fn with_sink(quiet: bool, sink: Sink) -> Self {
+    pub fn with_sink(quiet: bool, sink: StatusSink) -> Self {
         Status {
             quiet,
             sink,
@@ -56,7 +56,7 @@ impl Status {
     }
 
     /// The same status lines (quiet or not), sent to `sink` instead.
-    pub fn to_sink(&self, sink: Sink) -> Self {
+    pub fn to_sink(&self, sink: StatusSink) -> Self {
         Status {
             quiet: self.quiet,
             sink,
@@ -79,7 +79,7 @@ impl Status {
     }
 
     /// Prints one status line.
-    pub fn line(&self, line: impl fmt::Display) {
+    pub(crate) fn line(&self, line: impl fmt::Display) {
         if !self.quiet {
             (self.sink)(&line.to_string());
         }
@@ -87,35 +87,35 @@ impl Status {
 
     /// A line printed even with `-q`: what a person must not miss
     /// (`tls fingerprint: …`, that verification is off).
-    pub fn always(&self, line: impl fmt::Display) {
+    pub(crate) fn always(&self, line: impl fmt::Display) {
         (self.sink)(&line.to_string());
     }
 
     /// `listening on 127.0.0.1:9000`. Scripts read the port from this line.
-    pub fn listening(&self, addr: SocketAddr) {
+    pub(crate) fn listening(&self, addr: SocketAddr) {
         self.line(format_args!("listening on {addr}"));
     }
 
     /// A peer connected to our server.
-    pub fn connection_from(&self, peer: SocketAddr) {
+    pub(crate) fn connection_from(&self, peer: SocketAddr) {
         self.present(true);
         self.line(format_args!("connection from {peer}"));
     }
 
     /// We connected to a server.
-    pub fn connected_to(&self, peer: SocketAddr) {
+    pub(crate) fn connected_to(&self, peer: SocketAddr) {
         self.present(true);
         self.line(format_args!("connected to {peer}"));
     }
 
     /// A conversation ended normally, and why.
-    pub fn ended(&self, peer: SocketAddr, ending: Ending) {
+    pub(crate) fn ended(&self, peer: SocketAddr, ending: Ending) {
         self.present(false);
         self.line(format_args!("conversation with {peer} ended: {ending}"));
     }
 
     /// A conversation failed, and the server goes on.
-    pub fn failed(&self, error: &crate::Error) {
+    pub(crate) fn failed(&self, error: &crate::Error) {
         self.present(false);
         self.line(format_args!("{error}"));
     }

@@ -27,7 +27,7 @@ fn input_of(chunks: &[&[u8]]) -> Input {
 }
 
 /// Input holding `chunks` that has not ended while the sender is kept.
-fn input_open(chunks: &[&[u8]]) -> (crossbeam_channel::Sender<duplex::input::Chunk>, Input) {
+fn input_open(chunks: &[&[u8]]) -> (crossbeam_channel::Sender<duplex::Chunk>, Input) {
     let (tx, input) = Input::channel();
     // Sent before the conversation starts, so it is all "already read".
     for chunk in chunks {

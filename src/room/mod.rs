@@ -10,14 +10,14 @@
 //! ```
 //!
 //! Where things are:
-//! - `hub.rs`: the thread that called [`run`]. It alone owns the peer table:
+//! - `hub.rs`: the thread that called `run`. It alone owns the peer table:
 //!   there is no shared list of sockets, so relaying, joining, leaving,
 //!   names and eviction are plain single-threaded code, and its `select!`
 //!   reads like the SPEC — one arm each for newcomers, peers' lines, peers'
 //!   senders ending, the server's input, Ctrl-C and a timer.
 //! - `peer.rs`: one peer's state (one enum), its bounded queue, and its two
 //!   threads, `room-recv` and `room-send`, which do all of the peer's I/O
-//!   through the [`Connection`](crate::transport::Connection) that
+//!   through the `Connection` that
 //!   `room-recv` makes (a handshake runs there, never on the hub).
 //! - `notices.rs`: the text of every notice, and the rule for names.
 //! - The line rules are `lines.rs`'s: one goodbye scanner for chat
@@ -55,7 +55,7 @@
 //! waits at most for the thread to return; a thread that panicked is
 //! reported on stderr and ends the room with an error (exit 1). A peer is
 //! removed from the table (and its socket closed) once both threads are
-//! joined; [`run`] returns once the room is closed and the table is empty.
+//! joined; `run` returns once the room is closed and the table is empty.
 
 mod hub;
 mod notices;
