@@ -11,6 +11,41 @@ use crate::transport::{self, Security, Side, TlsSetup};
 use std::sync::Arc;
 
 /// Connects and runs the conversation to its end.
+///
+/// All addresses `options.host` resolves to are tried in order; with
+/// [`ConnectOptions::name`] set, `/name NAME` is sent first (for rooms).
+/// What was read but not sent is reported on the console's status.
+///
+/// ```
+/// use duplex::{ConnectOptions, Console, Ending, Input};
+/// use std::io::{Read, Write};
+/// use std::net::TcpListener;
+/// use std::thread;
+/// use std::time::Duration;
+///
+/// // The peer: says hello, then shows what it hears until duplex is done.
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let port = listener.local_addr()?.port();
+/// let peer = thread::spawn(move || -> std::io::Result<Vec<u8>> {
+///     let (mut stream, _) = listener.accept()?;
+///     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+///     stream.write_all(b"hello\n")?;
+///     let mut heard = Vec::new();
+///     stream.read_to_end(&mut heard)?;
+///     Ok(heard)
+/// });
+///
+/// // One line of input, then its end: a goodbye.
+/// let mut input = Input::spawn(&b"one line\n"[..])?;
+/// let mut shown = Vec::new();
+/// let options = ConnectOptions::new("127.0.0.1", port);
+/// let ending = duplex::connect(&options, &mut Console::new(&mut input, &mut shown))?;
+///
+/// assert_eq!(ending, Ending::EndOfInput);
+/// assert_eq!(shown, b"hello\n");
+/// assert_eq!(peer.join().map_err(|_| "peer panicked")??, b"one line\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn connect(options: &ConnectOptions, console: &mut Console<'_>) -> Result<Ending> {
     let status = &console.status.clone();
     // The CA file (or the system's roots) is read before dialling.

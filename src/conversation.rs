@@ -82,6 +82,38 @@ pub(crate) struct Outcome {
 /// TLS handshakes are made by [`serve`](crate::serve()) and
 /// [`connect`](crate::connect())), and no status lines are written. Returns
 /// how the conversation ended, or the error that broke it.
+///
+/// The crate docs' [quick start](crate#quick-start) and
+/// `examples/loopback.rs` run one on each side; here the peer is a plain
+/// socket:
+///
+/// ```
+/// use duplex::{Console, ConversationOptions, Ending, Input, conversation};
+/// use std::io::{Read, Write};
+/// use std::net::{TcpListener, TcpStream};
+/// use std::time::Duration;
+///
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let addr = listener.local_addr()?;
+/// let mut peer = TcpStream::connect(addr)?;
+/// let (stream, _) = listener.accept()?;
+/// peer.set_read_timeout(Some(Duration::from_secs(10)))?;
+/// peer.write_all(b"hello\n\nnot shown\n")?; // a line, goodbye, and more
+///
+/// let (mut input, mut shown) = (Input::silent(), Vec::new());
+/// let mut console = Console::new(&mut input, &mut shown);
+/// let options = ConversationOptions::default();
+/// // The peer's goodbye: we half-close, then wait for its EOF.
+/// let waiter = std::thread::spawn(move || -> std::io::Result<()> {
+///     peer.read_to_end(&mut Vec::new())?;
+///     Ok(()) // and `peer` is closed here
+/// });
+/// let ending = conversation::run(stream, addr, &options, &mut console)?;
+/// waiter.join().map_err(|_| "peer panicked")??;
+/// assert_eq!(ending, Ending::PeerGoodbye);
+/// assert_eq!(shown, b"hello\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn run(
     stream: TcpStream,
     peer: SocketAddr,

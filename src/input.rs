@@ -75,7 +75,23 @@ pub enum Next {
     Stopped,
 }
 
-/// The process's input as conversations see it.
+/// The process's input as conversations see it: what the process reads
+/// belongs to every conversation in turn, and what one did not send stays
+/// here for the next.
+///
+/// ```
+/// use duplex::Input;
+///
+/// // From any reader: its end is the end of input (a goodbye).
+/// let from_reader = Input::spawn(std::io::Cursor::new(b"hello\n".to_vec()))?;
+/// // Fed by the caller, one chunk per read; dropping `lines` ends it.
+/// let (lines, fed) = Input::channel();
+/// lines.send(b"hi\n".to_vec().into()).map_err(|_| "input closed")?;
+/// // Nothing at all: already ended, or never (for a server that only listens).
+/// let (ended, never) = (Input::empty(), Input::silent());
+/// # drop((from_reader, fed, ended, never));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Input {
     chunks: Receiver<Chunk>,

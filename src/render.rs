@@ -40,6 +40,16 @@ pub const TAB_STOP: usize = 8;
 /// Renders `bytes`, taken as the whole of what is to be shown (an incomplete
 /// UTF-8 character or a `\r` at the end is shown, not held back). Borrows
 /// when there is nothing to change.
+///
+/// ```
+/// use duplex::render::render;
+///
+/// // A peer tries to clear the screen, set the title and overwrite a line.
+/// let shown = render(b"hi\x1b[2J\x1b]0;pwned\x07\r[server] fake\r\n");
+/// assert_eq!(shown, "hi^[[2J^[]0;pwned^G^M[server] fake\n");
+/// assert_eq!(render("caf\u{e9} \u{202e}gpj.exe".as_bytes()), "caf\u{e9} <U+202E>gpj.exe");
+/// assert_eq!(render(b"\xff ok"), "\u{fffd} ok");
+/// ```
 pub fn render(bytes: &[u8]) -> Cow<'_, str> {
     if let Some(text) = unchanged(bytes) {
         return Cow::Borrowed(text);
@@ -80,7 +90,21 @@ fn into_string(bytes: Vec<u8>) -> String {
 }
 
 /// The rendering rule over a stream: feed it each read as it comes, and
-/// call [`Renderer::finish`] at the end.
+/// call [`Renderer::finish`] at the end. However the stream is cut into
+/// reads, the result is that of [`render`] on the whole.
+///
+/// ```
+/// use duplex::render::Renderer;
+///
+/// let mut renderer = Renderer::new();
+/// let mut out = Vec::new();
+/// // "é" and "\r\n" cut across reads: each waits for the rest.
+/// for read in [&b"caf\xc3"[..], b"\xa9\r", b"\n\x1b[H"] {
+///     renderer.feed(read, &mut out);
+/// }
+/// renderer.finish(&mut out);
+/// assert_eq!(out, "caf\u{e9}\n^[[H".as_bytes());
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Renderer {
     /// The start of a UTF-8 character cut by the end of the last read.
@@ -235,6 +259,19 @@ impl Renderer {
 /// A [`Write`] that renders everything written through it before passing
 /// it on: for a terminal stdout. Dropping it shows what was still waiting
 /// (see [`Renderer::finish`]).
+///
+/// ```
+/// use duplex::render::RenderingWriter;
+/// use std::io::Write;
+///
+/// let mut screen = Vec::new();
+/// {
+///     let mut writer = RenderingWriter::new(&mut screen);
+///     writer.write_all(b"\x1b]52;c;cm0gLXJmIH4K\x07ok\r")?;
+/// } // dropped: the last `\r`, which waited for a `\n`, is shown
+/// assert_eq!(screen, b"^[]52;c;cm0gLXJmIH4K^Gok^M");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct RenderingWriter<W: Write> {
     inner: W,
     renderer: Renderer,

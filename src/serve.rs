@@ -19,6 +19,61 @@ use std::sync::Arc;
 /// Runs the server until `--once` is done, the input has ended, the output
 /// is closed, or the shutdown fires. Returns the last conversation's ending
 /// ([`Ending::Interrupted`] after a shutdown).
+///
+/// Peers are served one at a time, with the console's input; with
+/// [`ServeOptions::room`] set, many at once (see
+/// [`RoomOptions`](crate::RoomOptions)). The first status line is
+/// `listening on ADDR`: that is how a caller that asked for port 0 learns
+/// the port.
+///
+/// ```
+/// use duplex::{Console, Ending, Input, ServeOptions, Status};
+/// use std::io::{Read, Write};
+/// use std::net::TcpStream;
+/// use std::sync::{Arc, mpsc};
+/// use std::thread;
+/// use std::time::Duration;
+///
+/// let deadline = Duration::from_secs(10);
+/// let (lines_tx, lines) = mpsc::channel();
+/// let status = Status::with_sink(false, Arc::new(move |line: &str| {
+///     let _ = lines_tx.send(line.to_owned());
+/// }));
+/// let options = ServeOptions {
+///     bind: "127.0.0.1".into(),
+///     port: 0,
+///     once: true,
+///     ..ServeOptions::default()
+/// };
+/// let (done_tx, done) = mpsc::channel();
+/// thread::spawn(move || {
+///     // The server says one line to whoever connects.
+///     let (say, mut input) = Input::channel();
+///     let _ = say.send(b"welcome\n".to_vec().into());
+///     let mut shown = Vec::new();
+///     let mut console = Console::new(&mut input, &mut shown).with_status(status);
+///     let ending = duplex::serve(&options, &mut console);
+///     let _ = done_tx.send((ending, shown));
+/// });
+///
+/// let listening = lines.recv_timeout(deadline)?;
+/// let addr = listening.strip_prefix("listening on ").ok_or("no address")?;
+/// let mut peer = TcpStream::connect(addr)?;
+/// peer.set_read_timeout(Some(deadline))?;
+/// let mut welcome = [0; 8];
+/// peer.read_exact(&mut welcome)?;
+/// assert_eq!(&welcome, b"welcome\n");
+/// // A line, then goodbye (an empty line); the server then closes.
+/// peer.write_all(b"hi\n\n")?;
+/// let mut rest = Vec::new();
+/// peer.read_to_end(&mut rest)?;
+/// drop(peer);
+///
+/// let (ending, shown) = done.recv_timeout(deadline)?;
+/// assert_eq!(ending?, Ending::PeerGoodbye);
+/// assert_eq!(shown, b"hi\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn serve(options: &ServeOptions, console: &mut Console<'_>) -> Result<Ending> {
     let status = &console.status.clone();
     // Certificate files are read before binding: a bad one is the only line.

@@ -17,7 +17,22 @@ pub type StatusSink = Arc<dyn Fn(&str) + Send + Sync>;
 /// terminal view marks lines typed while nobody is there.
 pub type Presence = Arc<dyn Fn(bool) + Send + Sync>;
 
-/// Writes status lines, unless quiet.
+/// Writes status lines, unless quiet: `listening on ADDR`, `connection
+/// from ADDR`, `conversation with ADDR ended: REASON`, and the like (SPEC,
+/// "Status lines").
+///
+/// ```
+/// use duplex::Status;
+/// use std::sync::{Arc, Mutex};
+///
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let status = Status::with_sink(false, {
+///     let seen = Arc::clone(&seen);
+///     Arc::new(move |line: &str| seen.lock().unwrap().push(line.to_owned()))
+/// });
+/// let quiet = Status::stderr(true); // prints nothing
+/// # drop((status, quiet));
+/// ```
 #[derive(Clone)]
 pub struct Status {
     quiet: bool,
