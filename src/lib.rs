@@ -105,6 +105,9 @@ mod console;
 pub mod conversation;
 mod ending;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod input;
 mod lines;
 mod net;

@@ -315,17 +315,21 @@ impl<W: Write> Drop for RenderingWriter<W> {
     }
 }
 
-#[cfg(test)]
-mod tests {
+/// The rule written the slow, obvious way, and what every output must
+/// satisfy: the unit tests below and the fuzz targets (`fuzz/`, through
+/// `crate::fuzzing`) check the renderer against them.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod model {
     use super::*;
 
-    fn whole(bytes: &[u8]) -> String {
+    #[cfg(test)]
+    pub(crate) fn whole(bytes: &[u8]) -> String {
         render(bytes).into_owned()
     }
 
     /// The rule written the slow, obvious way: decode whole, then map each
     /// character. The renderer must agree with it on every input.
-    fn reference(bytes: &[u8]) -> String {
+    pub(crate) fn reference(bytes: &[u8]) -> String {
         let text = String::from_utf8_lossy(bytes);
         let mut out = String::new();
         let mut column = 0;
@@ -356,7 +360,7 @@ mod tests {
     }
 
     /// Renders `bytes` fed in the reads that `cuts` (sorted offsets) make.
-    fn in_reads(bytes: &[u8], cuts: &[usize]) -> String {
+    pub(crate) fn in_reads(bytes: &[u8], cuts: &[usize]) -> String {
         let mut renderer = Renderer::new();
         let mut out = Vec::new();
         let mut start = 0;
@@ -367,6 +371,29 @@ mod tests {
         renderer.finish(&mut out);
         String::from_utf8(out).expect("the renderer writes UTF-8")
     }
+
+    /// Every byte the rule may write: no ESC, no C0 but `\n` (tabs become
+    /// spaces), no DEL, and no C1 or bidirectional control as a character.
+    pub(crate) fn assert_safe(shown: &str, input: &[u8]) {
+        for b in shown.bytes() {
+            assert!(
+                b == b'\n' || (b >= 0x20 && b != 0x7f),
+                "byte {b:#04x} in {shown:?} from {input:?}"
+            );
+        }
+        for c in shown.chars() {
+            assert!(
+                c == '\n' || shown_as_is(c),
+                "{c:?} in {shown:?} from {input:?}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::model::*;
+    use super::*;
 
     /// xorshift64*: a small deterministic generator, so every run tests
     /// the same inputs and a failure can be replayed.
@@ -425,23 +452,6 @@ mod tests {
                 }
             }
             out
-        }
-    }
-
-    /// Every byte the rule may write: no ESC, no C0 but `\n` (tabs become
-    /// spaces), no DEL, and no C1 or bidirectional control as a character.
-    fn assert_safe(shown: &str, input: &[u8]) {
-        for b in shown.bytes() {
-            assert!(
-                b == b'\n' || (b >= 0x20 && b != 0x7f),
-                "byte {b:#04x} in {shown:?} from {input:?}"
-            );
-        }
-        for c in shown.chars() {
-            assert!(
-                c == '\n' || shown_as_is(c),
-                "{c:?} in {shown:?} from {input:?}"
-            );
         }
     }
 
