@@ -4,7 +4,7 @@
 //!
 //! Run it with `cargo run --example loopback`.
 
-use duplex::{ConversationOptions, Ending, Input, Shutdown, conversation};
+use duplex::{Console, ConversationOptions, Ending, Input, conversation};
 use std::net::{TcpListener, TcpStream};
 use std::thread;
 
@@ -26,14 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let _ = lines.send(line.as_bytes().to_vec().into());
                 }
                 let mut heard = Vec::new();
-                let ending = conversation::run(
-                    stream,
-                    peer,
-                    &mut input,
-                    &mut heard,
-                    &options,
-                    &Shutdown::never(),
-                )?;
+                let mut console = Console::new(&mut input, &mut heard);
+                let ending = conversation::run(stream, peer, &options, &mut console)?;
                 drop(lines);
                 Ok((ending, heard))
             }
@@ -45,14 +39,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     lines.send(b"hello from the client\nfine, thanks\n\n".to_vec().into())?;
     let stream = TcpStream::connect(addr)?;
     let mut shown = Vec::new();
-    let client_ending = conversation::run(
-        stream,
-        addr,
-        &mut input,
-        &mut shown,
-        &options,
-        &Shutdown::never(),
-    )?;
+    let mut console = Console::new(&mut input, &mut shown);
+    let client_ending = conversation::run(stream, addr, &options, &mut console)?;
 
     let (server_ending, heard) = server.join().map_err(|_| "the server thread panicked")??;
     println!("client received ({client_ending}):");

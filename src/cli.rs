@@ -1,16 +1,16 @@
 //! The command line: clap types, the SECS parser, and the conversion into
-//! plain [`duplex::options`]. Clap stops here; the engine never sees it.
+//! plain [`duplex::Command`] options. Clap stops here; the engine never sees it.
 
 mod man;
 
 use crate::live::When;
 use crate::view::{ColorChoice, ViewOptions};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
-use duplex::options::{
+use duplex::transport::tls::{Fingerprint, Identity, Verification};
+use duplex::{
     Access, Command, ConnectOptions, ConversationOptions, Family, Mode, NetOptions, RoomOptions,
     ServeOptions,
 };
-use duplex::transport::tls::{Fingerprint, Identity, Verification};
 use ipnet::IpNet;
 use std::ffi::OsString;
 use std::io::{self, Write};

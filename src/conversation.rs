@@ -31,9 +31,10 @@
 //!   nothing at all for `--linger` ends it as an error; once we have
 //!   half-closed, `--linger` bounds the discarding until the peer's EOF;
 //! - Ctrl-C bounds everything by `--linger`; a closed output by at most
-//!   [`OUTPUT_CLOSED_WAIT`]; an idle timeout closes at once.
+//!   `OUTPUT_CLOSED_WAIT`; an idle timeout closes at once.
 
-pub use crate::ending::Ending;
+use crate::console::Console;
+use crate::ending::Ending;
 use crate::error::{Error, Result};
 use crate::input::{Input, Next};
 use crate::lines::ShowFilter;
@@ -45,7 +46,7 @@ use crate::status::Status;
 use crate::transport::{Connection, Receive, Transmit};
 use crossbeam_channel::{Receiver, Sender, at, bounded, never, select};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
@@ -63,7 +64,7 @@ const SEND_PIECE: usize = 64 * 1024;
 /// EOF (at most `--linger`): long enough for a peer that is finishing to
 /// close cleanly, short enough that `duplex … | head -1` exits within a
 /// second while the peer keeps sending (SPEC, "Serve" and "Endings").
-pub const OUTPUT_CLOSED_WAIT: Duration = Duration::from_millis(500);
+pub(crate) const OUTPUT_CLOSED_WAIT: Duration = Duration::from_millis(500);
 
 /// How a conversation ended, with what the status lines report besides the
 /// reason.
@@ -74,33 +75,67 @@ pub(crate) struct Outcome {
     pub(crate) unshown: u64,
 }
 
-/// Holds one conversation with the peer on `connection` until it ends.
+/// Holds one conversation with the peer on `stream` until it ends.
 ///
-/// `connection` is a plain `TcpStream` or the [`Connection`] a handshake
-/// made (see [`crate::transport`]); the conversation does not know which.
-/// Input comes from `input` (what is not sent stays there for the next
-/// conversation); what the peer sends goes to `output`. Returns how the
-/// conversation ended, or the error that broke it.
+/// Lines to send come from the console's input (what is not sent stays
+/// there for the next conversation); what the peer sends goes to its
+/// output; its shutdown ends the conversation early. This is the plain
+/// conversation: `options.security` is not used here (the `--secret` and
+/// TLS handshakes are made by [`serve`](crate::serve()) and
+/// [`connect`](crate::connect())), and no status lines are written. Returns
+/// how the conversation ended, or the error that broke it.
+///
+/// The crate docs' [quick start](crate#quick-start) and
+/// `examples/loopback.rs` run one on each side; here the peer is a plain
+/// socket:
+///
+/// ```
+/// use duplex::{Console, ConversationOptions, Ending, Input, conversation};
+/// use std::io::{Read, Write};
+/// use std::net::{TcpListener, TcpStream};
+/// use std::time::Duration;
+///
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let addr = listener.local_addr()?;
+/// let mut peer = TcpStream::connect(addr)?;
+/// let (stream, _) = listener.accept()?;
+/// peer.set_read_timeout(Some(Duration::from_secs(10)))?;
+/// peer.write_all(b"hello\n\nnot shown\n")?; // a line, goodbye, and more
+///
+/// let (mut input, mut shown) = (Input::silent(), Vec::new());
+/// let mut console = Console::new(&mut input, &mut shown);
+/// let options = ConversationOptions::default();
+/// // The peer's goodbye: we half-close, then wait for its EOF.
+/// let waiter = std::thread::spawn(move || -> std::io::Result<()> {
+///     peer.read_to_end(&mut Vec::new())?;
+///     Ok(()) // and `peer` is closed here
+/// });
+/// let ending = conversation::run(stream, addr, &options, &mut console)?;
+/// waiter.join().map_err(|_| "peer panicked")??;
+/// assert_eq!(ending, Ending::PeerGoodbye);
+/// assert_eq!(shown, b"hello\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn run(
-    connection: impl Into<Connection>,
+    stream: TcpStream,
     peer: SocketAddr,
-    input: &mut Input,
-    output: &mut dyn Output,
     options: &ConversationOptions,
-    shutdown: &Shutdown,
+    console: &mut Console<'_>,
 ) -> Result<Ending> {
-    hold(connection.into(), peer, input, output, options, shutdown).map(|o| o.ending)
+    hold(Connection::plain(stream), peer, options, console).map(|o| o.ending)
 }
 
-/// [`run`], with the [`Outcome`] for the status lines.
+/// [`run`] on the [`Connection`] a handshake made (see
+/// [`crate::transport`]), with the [`Outcome`] for the status lines.
 pub(crate) fn hold(
     connection: Connection,
     peer: SocketAddr,
-    input: &mut Input,
-    output: &mut dyn Output,
     options: &ConversationOptions,
-    shutdown: &Shutdown,
+    console: &mut Console<'_>,
 ) -> Result<Outcome> {
+    let input: &mut Input = &mut *console.input;
+    let output: &mut dyn Output = &mut *console.output;
+    let shutdown = &console.shutdown;
     let Connection {
         socket,
         mut receiver,

@@ -5,6 +5,27 @@
 use std::fmt;
 
 /// How a conversation ended normally. Failures are [`Error`](crate::Error)s instead.
+///
+/// The binary exits 130 for [`Ending::Interrupted`] and 0 for the others;
+/// `Display` is the reason the status line gives.
+///
+/// ```
+/// use duplex::{Console, ConversationOptions, Ending, Input, conversation};
+/// use std::net::{TcpListener, TcpStream};
+///
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let addr = listener.local_addr()?;
+/// let peer = TcpStream::connect(addr)?;
+/// let (stream, _) = listener.accept()?;
+/// drop(peer); // the peer closes at once
+///
+/// let (mut input, mut shown) = (Input::silent(), Vec::new());
+/// let mut console = Console::new(&mut input, &mut shown);
+/// let ending = conversation::run(stream, addr, &ConversationOptions::default(), &mut console)?;
+/// assert_eq!(ending, Ending::PeerClosed);
+/// assert_eq!(ending.to_string(), "peer closed");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Ending {

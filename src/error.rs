@@ -13,6 +13,28 @@ use std::net::SocketAddr;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can make a `duplex` run fail.
+///
+/// `Display` is one line that says what failed and why (the binary prints
+/// it after `duplex: `); `source()` is `None`, so a printer of the chain
+/// says the cause once. [`Error::io_error`] gives the I/O error to act on.
+///
+/// ```
+/// use duplex::{ConnectOptions, Console, Error, Input};
+/// use std::io::ErrorKind;
+/// use std::net::TcpListener;
+///
+/// // A port nobody listens on any more.
+/// let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+/// let options = ConnectOptions::new("127.0.0.1", port);
+/// let (mut input, mut shown) = (Input::empty(), Vec::new());
+/// let mut console = Console::new(&mut input, &mut shown);
+/// let error = duplex::connect(&options, &mut console).unwrap_err();
+///
+/// assert!(matches!(error, Error::Connect { .. }));
+/// assert_eq!(error.io_error().map(|e| e.kind()), Some(ErrorKind::ConnectionRefused));
+/// assert_eq!(error.to_string(), format!("could not connect to 127.0.0.1:{port}: connection refused"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -111,7 +133,7 @@ impl fmt::Display for Error {
 }
 
 /// The message is self-contained: it already says the cause in plain words
-/// ([`describe`]), so `source()` is `None` and a printer of the chain
+/// (`describe`), so `source()` is `None` and a printer of the chain
 /// (anyhow, eyre, `{:#}`) shows the cause once (the API guidelines'
 /// C-GOOD-ERR: one or the other, never both). The I/O error itself stays
 /// reachable through [`Error::io_error`].

@@ -75,7 +75,23 @@ pub enum Next {
     Stopped,
 }
 
-/// The process's input as conversations see it.
+/// The process's input as conversations see it: what the process reads
+/// belongs to every conversation in turn, and what one did not send stays
+/// here for the next.
+///
+/// ```
+/// use duplex::Input;
+///
+/// // From any reader: its end is the end of input (a goodbye).
+/// let from_reader = Input::spawn(std::io::Cursor::new(b"hello\n".to_vec()))?;
+/// // Fed by the caller, one chunk per read; dropping `lines` ends it.
+/// let (lines, fed) = Input::channel();
+/// lines.send(b"hi\n".to_vec().into()).map_err(|_| "input closed")?;
+/// // Nothing at all: already ended, or never (for a server that only listens).
+/// let (ended, never) = (Input::empty(), Input::silent());
+/// # drop((from_reader, fed, ended, never));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Input {
     chunks: Receiver<Chunk>,
@@ -140,7 +156,7 @@ impl Input {
     }
 
     /// The next chunk of input, waiting for it unless `stop` fires first.
-    pub fn next(&mut self, stop: &Receiver<()>) -> Next {
+    pub(crate) fn next(&mut self, stop: &Receiver<()>) -> Next {
         if let Some(chunk) = self.leftover.pop_front() {
             return Next::Chunk(chunk);
         }
@@ -212,7 +228,7 @@ impl Input {
     /// Puts `bytes` before everything else the input holds: they are the
     /// next bytes a conversation takes (`connect --name` sends its `/name`
     /// line first this way).
-    pub fn push_front(&mut self, bytes: Vec<u8>) {
+    pub(crate) fn push_front(&mut self, bytes: Vec<u8>) {
         self.leftover.push_front(Chunk::from_vec(bytes));
     }
 
@@ -255,7 +271,7 @@ impl Input {
 
     /// True when the input has ended and nothing is left to send. Does not
     /// wait: what has already arrived is kept for the next conversation.
-    pub fn is_exhausted(&mut self) -> bool {
+    pub(crate) fn is_exhausted(&mut self) -> bool {
         if !self.leftover.is_empty() {
             return false;
         }

@@ -285,13 +285,17 @@ impl LineCutter {
     }
 }
 
-#[cfg(test)]
-mod tests {
+/// The rule, stated the slow and obvious way, and every caller of the
+/// scanner run over a stream cut into reads: the unit tests below and the
+/// fuzz targets (`fuzz/`, through `crate::fuzzing`) check one against the
+/// other.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod model {
     use super::*;
 
     /// The rule, stated the slow and obvious way: the bytes before the first
     /// line that is exactly `\n` or `\r\n`, and whether there was one.
-    fn reference(stream: &[u8]) -> (Vec<u8>, Option<usize>) {
+    pub(crate) fn reference(stream: &[u8]) -> (Vec<u8>, Option<usize>) {
         let mut start = 0;
         while start < stream.len() {
             let end = match stream[start..].iter().position(|&b| b == b'\n') {
@@ -309,7 +313,7 @@ mod tests {
 
     /// Runs the scanner over `stream` cut at `cuts`; returns the index past
     /// the goodbye in the whole stream.
-    fn scan_cut(stream: &[u8], cuts: &[usize]) -> Option<usize> {
+    pub(crate) fn scan_cut(stream: &[u8], cuts: &[usize]) -> Option<usize> {
         let mut scanner = GoodbyeScanner::new();
         let mut from = 0;
         for &to in cuts.iter().chain(std::iter::once(&stream.len())) {
@@ -323,7 +327,7 @@ mod tests {
 
     /// Runs the show filter over `stream` cut at `cuts`; returns what would
     /// be written and whether a goodbye was seen.
-    fn show_cut(stream: &[u8], cuts: &[usize]) -> (Vec<u8>, bool) {
+    pub(crate) fn show_cut(stream: &[u8], cuts: &[usize]) -> (Vec<u8>, bool) {
         let mut filter = ShowFilter::new();
         let mut out = Vec::new();
         let mut from = 0;
@@ -352,7 +356,7 @@ mod tests {
     /// first empty one, each after `L ` and ending in `\n`, and the cuts.
     /// A line over `max` bytes is a [`Cut::TooLong`]; a peer (`go_on`
     /// false) stops there, the server's input goes on with the next line.
-    fn reference_lines(stream: &[u8], max: usize, go_on: bool) -> (Vec<u8>, Vec<Cut>) {
+    pub(crate) fn reference_lines(stream: &[u8], max: usize, go_on: bool) -> (Vec<u8>, Vec<Cut>) {
         let mut out = Vec::new();
         let mut cuts = Vec::new();
         let mut lines: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();
@@ -386,7 +390,12 @@ mod tests {
 
     /// Runs a [`LineCutter`] over `stream` cut at `cuts`, as the room does:
     /// a peer's receiver (`go_on` false) or the server's input.
-    fn lines_cut(stream: &[u8], cuts: &[usize], max: usize, go_on: bool) -> (Vec<u8>, Vec<Cut>) {
+    pub(crate) fn lines_cut(
+        stream: &[u8],
+        cuts: &[usize],
+        max: usize,
+        go_on: bool,
+    ) -> (Vec<u8>, Vec<Cut>) {
         let mut cutter = LineCutter::new(max);
         let mut out = Vec::new();
         let mut found = Vec::new();
@@ -416,7 +425,8 @@ mod tests {
     }
 
     /// Every caller of the rule against the reference, for one cut stream.
-    fn check_every_caller(stream: &[u8], cuts: &[usize]) {
+    #[cfg(test)]
+    pub(crate) fn check_every_caller(stream: &[u8], cuts: &[usize]) {
         let (shown, end) = reference(stream);
         assert_eq!(scan_cut(stream, cuts), end, "{stream:?} cut at {cuts:?}");
         assert_eq!(
@@ -434,6 +444,11 @@ mod tests {
             }
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::model::*;
 
     const SAMPLES: &[&[u8]] = &[
         b"",

@@ -202,7 +202,10 @@ fn run_interactive(
     // Status lines show in the view (and, when stderr is redirected, go
     // there too: the view's sink does both).
     let status = status.to_sink(status_sink).with_presence(presence);
-    let ending = duplex::run_on(command, &mut input, &mut output, shutdown, &status);
+    let mut console = duplex::Console::new(&mut input, &mut output)
+        .with_shutdown(shutdown.clone())
+        .with_status(status);
+    let ending = duplex::run_on(command, &mut console);
     // The editor may be waiting to hand over a line: let it go first.
     drop(input);
     drop(output);

@@ -218,6 +218,7 @@ pub struct Admission {
 
 impl Admission {
     /// Everyone admitted, with `keepalive`, refusals reported nowhere.
+    #[cfg(test)]
     pub fn open(keepalive: Option<Duration>) -> Admission {
         Admission {
             access: Access::default(),
@@ -354,6 +355,7 @@ impl Acceptor {
     }
 
     /// The address we listen on.
+    #[cfg(test)]
     pub fn local_addr(&self) -> SocketAddr {
         self.local
     }

@@ -90,7 +90,75 @@ impl Default for ServeOptions {
     }
 }
 
-/// `duplex serve --room`.
+/// `duplex serve --room`: many peers at once, lines relayed between them,
+/// each labelled with its sender (SPEC, "Room"). Set as
+/// [`ServeOptions::room`] and run by [`serve`](crate::serve()).
+///
+/// ```
+/// use duplex::{Console, ConversationOptions, Ending, Input, RoomOptions, ServeOptions, Status};
+/// use std::io::{BufRead, BufReader, Write};
+/// use std::net::TcpStream;
+/// use std::sync::{Arc, mpsc};
+/// use std::thread;
+/// use std::time::Duration;
+///
+/// let deadline = Duration::from_secs(10);
+/// let (lines_tx, lines) = mpsc::channel();
+/// let status = Status::with_sink(false, Arc::new(move |line: &str| {
+///     let _ = lines_tx.send(line.to_owned());
+/// }));
+/// let options = ServeOptions {
+///     bind: "127.0.0.1".into(),
+///     port: 0,
+///     room: Some(RoomOptions::default()),
+///     conversation: ConversationOptions {
+///         linger: Duration::from_millis(200),
+///         ..ConversationOptions::default()
+///     },
+///     ..ServeOptions::default()
+/// };
+/// // The room ends with the server's input: `end` is its writer.
+/// let (end, mut input) = Input::channel();
+/// let (done_tx, done) = mpsc::channel();
+/// thread::spawn(move || {
+///     let mut shown = Vec::new();
+///     let mut console = Console::new(&mut input, &mut shown).with_status(status);
+///     let ending = duplex::serve(&options, &mut console);
+///     let _ = done_tx.send((ending, shown));
+/// });
+/// let listening = lines.recv_timeout(deadline)?;
+/// let addr = listening.strip_prefix("listening on ").ok_or("no address")?;
+///
+/// // Each peer is told who it is when it has joined: `* you are [ADDR]; …`.
+/// let join = || -> std::io::Result<(TcpStream, BufReader<TcpStream>)> {
+///     let stream = TcpStream::connect(addr)?;
+///     stream.set_read_timeout(Some(deadline))?;
+///     let mut reader = BufReader::new(stream.try_clone()?);
+///     let mut welcome = String::new();
+///     reader.read_line(&mut welcome)?;
+///     assert!(welcome.starts_with("* you are ["), "{welcome}");
+///     Ok((stream, reader))
+/// };
+/// let (bob, mut bob_hears) = join()?;
+/// let (mut alice, _) = join()?;
+/// alice.write_all(b"hello, room\n")?;
+/// let mut line = String::new();
+/// while !line.ends_with("] hello, room\n") {
+///     line.clear();
+///     if bob_hears.read_line(&mut line)? == 0 {
+///         return Err("the room closed on bob".into());
+///     }
+/// }
+/// assert!(line.starts_with("[127.0.0.1:"), "labelled with alice's address: {line}");
+///
+/// // Everyone leaves, then the server's input ends: the room is closed.
+/// drop((alice, bob, bob_hears));
+/// drop(end);
+/// let (ending, shown) = done.recv_timeout(deadline)?;
+/// assert_eq!(ending?, Ending::EndOfInput);
+/// assert!(String::from_utf8(shown)?.contains("] hello, room\n"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct RoomOptions {
     /// Peers allowed at once; a newcomer over this is told the room is full.
@@ -122,6 +190,22 @@ pub struct ConnectOptions {
     pub net: NetOptions,
 }
 
+impl ConnectOptions {
+    /// Dial `host` (a name or an IP literal) on `port`, with every other
+    /// option at its default (the command line's defaults).
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        ConnectOptions {
+            host: host.into(),
+            port,
+            connect_timeout: None,
+            name: None,
+            conversation: ConversationOptions::default(),
+            tls: None,
+            net: NetOptions::default(),
+        }
+    }
+}
+
 /// Which addresses to resolve, dial and bind (`-4`, `-6`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Family {
@@ -136,7 +220,7 @@ pub enum Family {
 
 impl Family {
     /// Whether `ip` is of this family.
-    pub fn admits(self, ip: IpAddr) -> bool {
+    pub(crate) fn admits(self, ip: IpAddr) -> bool {
         match self {
             Family::Any => true,
             Family::V4 => ip.is_ipv4(),
@@ -179,7 +263,7 @@ impl Access {
     /// Whether a peer at `ip` may connect. An IPv4-mapped IPv6 address
     /// (`::ffff:127.0.0.1`, what a dual-stack listener reports for an IPv4
     /// peer) matches the IPv4 rules as well as the IPv6 ones.
-    pub fn permits(&self, ip: IpAddr) -> bool {
+    pub(crate) fn permits(&self, ip: IpAddr) -> bool {
         let canonical = ip.to_canonical();
         let hit = |rules: &[IpNet]| {
             rules
@@ -187,11 +271,6 @@ impl Access {
                 .any(|net| net.contains(&ip) || net.contains(&canonical))
         };
         !hit(&self.deny) && (self.allow.is_empty() || hit(&self.allow))
-    }
-
-    /// Whether every peer may connect.
-    pub fn is_open(&self) -> bool {
-        self.allow.is_empty() && self.deny.is_empty()
     }
 }
 

@@ -102,8 +102,21 @@ impl Shared {
 /// output failed.
 type Ack = io::Result<Vec<u8>>;
 
-/// A writer (stdout) behind the detached `duplex-output` thread. See the
-/// module docs for why.
+/// A writer (stdout) behind the detached `duplex-output` thread: a writer
+/// that may block for good (a pipe nobody reads, a terminal held by
+/// Ctrl-S) can then never keep a conversation, a shutdown or the idle
+/// timeout from ending.
+///
+/// ```
+/// use duplex::{Output, OutputThread, Shutdown};
+/// use std::time::Duration;
+///
+/// let mut output = OutputThread::spawn(std::io::sink(), Shutdown::never(), Duration::from_millis(100))?;
+/// output.write_all(b"shown\n")?;
+/// output.flush()?;
+/// output.finish();
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct OutputThread {
     chunks: Option<Sender<Vec<u8>>>,

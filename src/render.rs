@@ -27,8 +27,7 @@
 //! [`Renderer`] applies the rule to a stream that arrives in reads: any cut
 //! of the input renders exactly as the whole, because a UTF-8 character or a
 //! `\r` at the end of a read waits (at most 3 bytes) for the next one.
-//! [`render`] applies it to bytes known to be whole, such as a line, and
-//! [`render_from`] to the end of a buffer, in place.
+//! [`render`] applies it to bytes known to be whole, such as a line.
 //! [`RenderingWriter`] is a [`Write`] that renders everything written
 //! through it.
 
@@ -41,6 +40,16 @@ pub const TAB_STOP: usize = 8;
 /// Renders `bytes`, taken as the whole of what is to be shown (an incomplete
 /// UTF-8 character or a `\r` at the end is shown, not held back). Borrows
 /// when there is nothing to change.
+///
+/// ```
+/// use duplex::render::render;
+///
+/// // A peer tries to clear the screen, set the title and overwrite a line.
+/// let shown = render(b"hi\x1b[2J\x1b]0;pwned\x07\r[server] fake\r\n");
+/// assert_eq!(shown, "hi^[[2J^[]0;pwned^G^M[server] fake\n");
+/// assert_eq!(render("caf\u{e9} \u{202e}gpj.exe".as_bytes()), "caf\u{e9} <U+202E>gpj.exe");
+/// assert_eq!(render(b"\xff ok"), "\u{fffd} ok");
+/// ```
 pub fn render(bytes: &[u8]) -> Cow<'_, str> {
     if let Some(text) = unchanged(bytes) {
         return Cow::Borrowed(text);
@@ -50,28 +59,6 @@ pub fn render(bytes: &[u8]) -> Cow<'_, str> {
     renderer.feed(bytes, &mut out);
     renderer.finish(&mut out);
     Cow::Owned(into_string(out))
-}
-
-/// Like [`render`], for bytes already owned: they are given back as they
-/// are, without a copy, when there is nothing to change.
-pub fn render_vec(bytes: Vec<u8>) -> Vec<u8> {
-    match render(&bytes) {
-        Cow::Borrowed(_) => bytes,
-        Cow::Owned(text) => text.into_bytes(),
-    }
-}
-
-/// Renders `buf[start..]` in place, taken as whole (see [`render`]); what
-/// comes before `start` is left alone. For output assembled piece by piece,
-/// such as a labelled line.
-pub fn render_from(buf: &mut Vec<u8>, start: usize) {
-    let Some(tail) = buf.get(start..) else {
-        return;
-    };
-    if let Cow::Owned(text) = render(tail) {
-        buf.truncate(start);
-        buf.extend_from_slice(text.as_bytes());
-    }
 }
 
 /// `bytes` as text, if the rule leaves them exactly as they are.
@@ -103,7 +90,21 @@ fn into_string(bytes: Vec<u8>) -> String {
 }
 
 /// The rendering rule over a stream: feed it each read as it comes, and
-/// call [`Renderer::finish`] at the end.
+/// call [`Renderer::finish`] at the end. However the stream is cut into
+/// reads, the result is that of [`render`] on the whole.
+///
+/// ```
+/// use duplex::render::Renderer;
+///
+/// let mut renderer = Renderer::new();
+/// let mut out = Vec::new();
+/// // "é" and "\r\n" cut across reads: each waits for the rest.
+/// for read in [&b"caf\xc3"[..], b"\xa9\r", b"\n\x1b[H"] {
+///     renderer.feed(read, &mut out);
+/// }
+/// renderer.finish(&mut out);
+/// assert_eq!(out, "caf\u{e9}\n^[[H".as_bytes());
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Renderer {
     /// The start of a UTF-8 character cut by the end of the last read.
@@ -258,6 +259,19 @@ impl Renderer {
 /// A [`Write`] that renders everything written through it before passing
 /// it on: for a terminal stdout. Dropping it shows what was still waiting
 /// (see [`Renderer::finish`]).
+///
+/// ```
+/// use duplex::render::RenderingWriter;
+/// use std::io::Write;
+///
+/// let mut screen = Vec::new();
+/// {
+///     let mut writer = RenderingWriter::new(&mut screen);
+///     writer.write_all(b"\x1b]52;c;cm0gLXJmIH4K\x07ok\r")?;
+/// } // dropped: the last `\r`, which waited for a `\n`, is shown
+/// assert_eq!(screen, b"^[]52;c;cm0gLXJmIH4K^Gok^M");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct RenderingWriter<W: Write> {
     inner: W,
     renderer: Renderer,
@@ -301,17 +315,21 @@ impl<W: Write> Drop for RenderingWriter<W> {
     }
 }
 
-#[cfg(test)]
-mod tests {
+/// The rule written the slow, obvious way, and what every output must
+/// satisfy: the unit tests below and the fuzz targets (`fuzz/`, through
+/// `crate::fuzzing`) check the renderer against them.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod model {
     use super::*;
 
-    fn whole(bytes: &[u8]) -> String {
+    #[cfg(test)]
+    pub(crate) fn whole(bytes: &[u8]) -> String {
         render(bytes).into_owned()
     }
 
     /// The rule written the slow, obvious way: decode whole, then map each
     /// character. The renderer must agree with it on every input.
-    fn reference(bytes: &[u8]) -> String {
+    pub(crate) fn reference(bytes: &[u8]) -> String {
         let text = String::from_utf8_lossy(bytes);
         let mut out = String::new();
         let mut column = 0;
@@ -342,7 +360,7 @@ mod tests {
     }
 
     /// Renders `bytes` fed in the reads that `cuts` (sorted offsets) make.
-    fn in_reads(bytes: &[u8], cuts: &[usize]) -> String {
+    pub(crate) fn in_reads(bytes: &[u8], cuts: &[usize]) -> String {
         let mut renderer = Renderer::new();
         let mut out = Vec::new();
         let mut start = 0;
@@ -353,6 +371,29 @@ mod tests {
         renderer.finish(&mut out);
         String::from_utf8(out).expect("the renderer writes UTF-8")
     }
+
+    /// Every byte the rule may write: no ESC, no C0 but `\n` (tabs become
+    /// spaces), no DEL, and no C1 or bidirectional control as a character.
+    pub(crate) fn assert_safe(shown: &str, input: &[u8]) {
+        for b in shown.bytes() {
+            assert!(
+                b == b'\n' || (b >= 0x20 && b != 0x7f),
+                "byte {b:#04x} in {shown:?} from {input:?}"
+            );
+        }
+        for c in shown.chars() {
+            assert!(
+                c == '\n' || shown_as_is(c),
+                "{c:?} in {shown:?} from {input:?}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::model::*;
+    use super::*;
 
     /// xorshift64*: a small deterministic generator, so every run tests
     /// the same inputs and a failure can be replayed.
@@ -414,23 +455,6 @@ mod tests {
         }
     }
 
-    /// Every byte the rule may write: no ESC, no C0 but `\n` (tabs become
-    /// spaces), no DEL, and no C1 or bidirectional control as a character.
-    fn assert_safe(shown: &str, input: &[u8]) {
-        for b in shown.bytes() {
-            assert!(
-                b == b'\n' || (b >= 0x20 && b != 0x7f),
-                "byte {b:#04x} in {shown:?} from {input:?}"
-            );
-        }
-        for c in shown.chars() {
-            assert!(
-                c == '\n' || shown_as_is(c),
-                "{c:?} in {shown:?} from {input:?}"
-            );
-        }
-    }
-
     #[test]
     fn no_control_ever_gets_through_and_cuts_never_matter() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -477,11 +501,6 @@ mod tests {
             let every: Vec<usize> = (1..text.len()).collect();
             assert_eq!(in_reads(text.as_bytes(), &every), text);
         }
-        let bytes = b"plain line\n".to_vec();
-        let at = bytes.as_ptr();
-        let back = render_vec(bytes);
-        assert_eq!(back.as_ptr(), at, "no copy when nothing changes");
-        assert_eq!(render_vec(b"\x1b".to_vec()), b"^[");
     }
 
     /// The regression corpus: what hostile peers send, and what is shown.
@@ -551,17 +570,6 @@ mod tests {
             assert_eq!(whole(input), *expected, "{what}");
             assert_safe(expected, input);
         }
-    }
-
-    #[test]
-    fn render_from_leaves_what_comes_before_alone() {
-        let mut buf = b"\x1b kept|".to_vec();
-        let start = buf.len();
-        buf.extend_from_slice(b"\x1b[H\r\n");
-        render_from(&mut buf, start);
-        assert_eq!(buf, b"\x1b kept|^[[H\n");
-        render_from(&mut buf, 100);
-        assert_eq!(buf, b"\x1b kept|^[[H\n");
     }
 
     #[test]

@@ -5,29 +5,77 @@
 //! kernel and waits, as with the classic lesson's server: it is served, with
 //! whatever it already sent, when the conversation before it ends.
 
-use crate::conversation::{self, Ending};
+use crate::console::Console;
+use crate::conversation;
+use crate::ending::Ending;
 use crate::error::{Error, Result};
-use crate::input::Input;
 use crate::net::{self, Acceptor, Admission};
 use crate::options::{ConversationOptions, ServeOptions};
-use crate::output::Output;
-use crate::shutdown::Shutdown;
-use crate::status::Status;
 use crate::transport::tls::{Identity, Tls, TlsAcceptor};
-use crate::transport::{self, Security, Side};
+use crate::transport::{self, Security, Side, TlsSetup};
 use crossbeam_channel::select;
 use std::sync::Arc;
 
 /// Runs the server until `--once` is done, the input has ended, the output
 /// is closed, or the shutdown fires. Returns the last conversation's ending
 /// ([`Ending::Interrupted`] after a shutdown).
-pub fn serve(
-    options: &ServeOptions,
-    input: &mut Input,
-    output: &mut dyn Output,
-    shutdown: &Shutdown,
-    status: &Status,
-) -> Result<Ending> {
+///
+/// Peers are served one at a time, with the console's input; with
+/// [`ServeOptions::room`] set, many at once (see
+/// [`RoomOptions`](crate::RoomOptions)). The first status line is
+/// `listening on ADDR`: that is how a caller that asked for port 0 learns
+/// the port.
+///
+/// ```
+/// use duplex::{Console, Ending, Input, ServeOptions, Status};
+/// use std::io::{Read, Write};
+/// use std::net::TcpStream;
+/// use std::sync::{Arc, mpsc};
+/// use std::thread;
+/// use std::time::Duration;
+///
+/// let deadline = Duration::from_secs(10);
+/// let (lines_tx, lines) = mpsc::channel();
+/// let status = Status::with_sink(false, Arc::new(move |line: &str| {
+///     let _ = lines_tx.send(line.to_owned());
+/// }));
+/// let options = ServeOptions {
+///     bind: "127.0.0.1".into(),
+///     port: 0,
+///     once: true,
+///     ..ServeOptions::default()
+/// };
+/// let (done_tx, done) = mpsc::channel();
+/// thread::spawn(move || {
+///     // The server says one line to whoever connects.
+///     let (say, mut input) = Input::channel();
+///     let _ = say.send(b"welcome\n".to_vec().into());
+///     let mut shown = Vec::new();
+///     let mut console = Console::new(&mut input, &mut shown).with_status(status);
+///     let ending = duplex::serve(&options, &mut console);
+///     let _ = done_tx.send((ending, shown));
+/// });
+///
+/// let listening = lines.recv_timeout(deadline)?;
+/// let addr = listening.strip_prefix("listening on ").ok_or("no address")?;
+/// let mut peer = TcpStream::connect(addr)?;
+/// peer.set_read_timeout(Some(deadline))?;
+/// let mut welcome = [0; 8];
+/// peer.read_exact(&mut welcome)?;
+/// assert_eq!(&welcome, b"welcome\n");
+/// // A line, then goodbye (an empty line); the server then closes.
+/// peer.write_all(b"hi\n\n")?;
+/// let mut rest = Vec::new();
+/// peer.read_to_end(&mut rest)?;
+/// drop(peer);
+///
+/// let (ending, shown) = done.recv_timeout(deadline)?;
+/// assert_eq!(ending?, Ending::PeerGoodbye);
+/// assert_eq!(shown, b"hi\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn serve(options: &ServeOptions, console: &mut Console<'_>) -> Result<Ending> {
+    let status = &console.status.clone();
     // Certificate files are read before binding: a bad one is the only line.
     let tls = match &options.tls {
         Some(identity) => Some((
@@ -52,7 +100,7 @@ pub fn serve(
         } else {
             status.line(format_args!("tls fingerprint: {fingerprint}"));
         }
-        settings.security = Security::Tls(Tls::Server(Arc::new(acceptor)));
+        settings.security = Security::Tls(TlsSetup(Tls::Server(Arc::new(acceptor))));
     }
     let settings = &settings;
     // Refused peers are turned away by the accept thread, for a room too:
@@ -64,14 +112,12 @@ pub fn serve(
     };
     let acceptor = Acceptor::spawn(listener, admission).map_err(Error::Accept)?;
     if let Some(room) = &options.room {
-        return crate::room::run(acceptor, room, settings, input, output, shutdown, status);
+        return crate::room::run(acceptor, room, settings, console);
     }
 
-    let ending = serve_one_by_one(
-        options, settings, &acceptor, input, output, shutdown, status,
-    )?;
+    let ending = serve_one_by_one(options, settings, &acceptor, console)?;
     // No next peer will take what is left of the input: say how much.
-    conversation::report_unsent(input, status);
+    conversation::report_unsent(console.input, status);
     Ok(ending)
 }
 
@@ -80,11 +126,9 @@ fn serve_one_by_one(
     options: &ServeOptions,
     settings: &ConversationOptions,
     acceptor: &Acceptor,
-    input: &mut Input,
-    output: &mut dyn Output,
-    shutdown: &Shutdown,
-    status: &Status,
+    console: &mut Console<'_>,
 ) -> Result<Ending> {
+    let (shutdown, status) = (&console.shutdown.clone(), &console.status.clone());
     loop {
         let (stream, peer) = select! {
             recv(acceptor.receiver()) -> accepted => match accepted {
@@ -98,10 +142,8 @@ fn serve_one_by_one(
             recv(shutdown.receiver()) -> _ => return Ok(Ending::Interrupted),
         };
         status.connection_from(peer);
-        let ended =
-            transport::establish(stream, Side::Server, &settings.security).and_then(|connection| {
-                conversation::hold(connection, peer, input, output, settings, shutdown)
-            });
+        let ended = transport::establish(stream, Side::Server, &settings.security)
+            .and_then(|connection| conversation::hold(connection, peer, settings, console));
         match ended {
             Ok(outcome) => {
                 let ending = outcome.ending;
@@ -109,7 +151,7 @@ fn serve_one_by_one(
                 if matches!(ending, Ending::Interrupted | Ending::OutputClosed) {
                     return Ok(ending);
                 }
-                if options.once || input.is_exhausted() {
+                if options.once || console.input.is_exhausted() {
                     return Ok(ending);
                 }
             }
@@ -121,7 +163,7 @@ fn serve_one_by_one(
             // One peer's failure ends only its conversation.
             Err(error) if !options.once && !matches!(error, Error::Local { .. }) => {
                 status.failed(&error);
-                if input.is_exhausted() {
+                if console.input.is_exhausted() {
                     return Ok(Ending::EndOfInput);
                 }
             }

@@ -67,7 +67,30 @@ impl Shutdown {
     }
 }
 
-/// A connected trigger and receiver.
+/// A connected trigger and receiver: firing the trigger ends everything
+/// that runs with a clone of the [`Shutdown`], gracefully (within
+/// `--linger`), with [`Ending::Interrupted`](crate::Ending::Interrupted).
+///
+/// ```
+/// use duplex::{Console, Ending, Input, ServeOptions, shutdown_channel};
+/// use std::sync::mpsc;
+/// use std::thread;
+/// use std::time::Duration;
+///
+/// let (trigger, shutdown) = shutdown_channel();
+/// let options = ServeOptions { bind: "127.0.0.1".into(), ..ServeOptions::default() };
+/// let (done_tx, done) = mpsc::channel();
+/// thread::spawn(move || {
+///     let (mut input, mut shown) = (Input::silent(), Vec::new());
+///     let mut console = Console::new(&mut input, &mut shown).with_shutdown(shutdown);
+///     let _ = done_tx.send(duplex::serve(&options, &mut console));
+/// });
+///
+/// assert!(trigger.fire(), "the first fire");
+/// assert!(!trigger.fire(), "a second one is what the binary turns into exit(130)");
+/// assert_eq!(done.recv_timeout(Duration::from_secs(10))??, Ending::Interrupted);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn shutdown_channel() -> (ShutdownTrigger, Shutdown) {
     let (sender, receiver) = bounded(0);
     (

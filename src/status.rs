@@ -10,18 +10,33 @@ use std::sync::Arc;
 
 /// Where status lines go: stderr by default; the terminal view prints them
 /// above its prompt instead.
-pub type Sink = Arc<dyn Fn(&str) + Send + Sync>;
+pub type StatusSink = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Told whether a peer is connected now (true on `connected to` or
 /// `connection from`, false when that conversation ends), quiet or not: the
 /// terminal view marks lines typed while nobody is there.
 pub type Presence = Arc<dyn Fn(bool) + Send + Sync>;
 
-/// Writes status lines, unless quiet.
+/// Writes status lines, unless quiet: `listening on ADDR`, `connection
+/// from ADDR`, `conversation with ADDR ended: REASON`, and the like (SPEC,
+/// "Status lines").
+///
+/// ```
+/// use duplex::Status;
+/// use std::sync::{Arc, Mutex};
+///
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let status = Status::with_sink(false, {
+///     let seen = Arc::clone(&seen);
+///     Arc::new(move |line: &str| seen.lock().unwrap().push(line.to_owned()))
+/// });
+/// let quiet = Status::stderr(true); // prints nothing
+/// # drop((status, quiet));
+/// ```
 #[derive(Clone)]
 pub struct Status {
     quiet: bool,
-    sink: Sink,
+    sink: StatusSink,
     presence: Option<Presence>,
 }
 
@@ -47,7 +62,7 @@ impl Status {
     }
 
     /// Status lines to `sink`, or none when `quiet`.
-    pub fn with_sink(quiet: bool, sink: Sink) -> Self {
+    pub fn with_sink(quiet: bool, sink: StatusSink) -> Self {
         Status {
             quiet,
             sink,
@@ -56,7 +71,7 @@ impl Status {
     }
 
     /// The same status lines (quiet or not), sent to `sink` instead.
-    pub fn to_sink(&self, sink: Sink) -> Self {
+    pub fn to_sink(&self, sink: StatusSink) -> Self {
         Status {
             quiet: self.quiet,
             sink,
@@ -78,7 +93,8 @@ impl Status {
         }
     }
 
-    /// Prints one status line.
+    /// Prints one status line of the caller's own (unless quiet), in the
+    /// same stream as the engine's: the binary's transfer summary is one.
     pub fn line(&self, line: impl fmt::Display) {
         if !self.quiet {
             (self.sink)(&line.to_string());
@@ -87,35 +103,35 @@ impl Status {
 
     /// A line printed even with `-q`: what a person must not miss
     /// (`tls fingerprint: …`, that verification is off).
-    pub fn always(&self, line: impl fmt::Display) {
+    pub(crate) fn always(&self, line: impl fmt::Display) {
         (self.sink)(&line.to_string());
     }
 
     /// `listening on 127.0.0.1:9000`. Scripts read the port from this line.
-    pub fn listening(&self, addr: SocketAddr) {
+    pub(crate) fn listening(&self, addr: SocketAddr) {
         self.line(format_args!("listening on {addr}"));
     }
 
     /// A peer connected to our server.
-    pub fn connection_from(&self, peer: SocketAddr) {
+    pub(crate) fn connection_from(&self, peer: SocketAddr) {
         self.present(true);
         self.line(format_args!("connection from {peer}"));
     }
 
     /// We connected to a server.
-    pub fn connected_to(&self, peer: SocketAddr) {
+    pub(crate) fn connected_to(&self, peer: SocketAddr) {
         self.present(true);
         self.line(format_args!("connected to {peer}"));
     }
 
     /// A conversation ended normally, and why.
-    pub fn ended(&self, peer: SocketAddr, ending: Ending) {
+    pub(crate) fn ended(&self, peer: SocketAddr, ending: Ending) {
         self.present(false);
         self.line(format_args!("conversation with {peer} ended: {ending}"));
     }
 
     /// A conversation failed, and the server goes on.
-    pub fn failed(&self, error: &crate::Error) {
+    pub(crate) fn failed(&self, error: &crate::Error) {
         self.present(false);
         self.line(format_args!("{error}"));
     }

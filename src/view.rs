@@ -67,11 +67,8 @@
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, never, select};
 use crossterm::event::{Event, KeyEvent};
-use duplex::input::{Chunk, Input};
-use duplex::options::{Command, Mode};
 use duplex::render;
-use duplex::shutdown::{Shutdown, ShutdownTrigger};
-use duplex::status::{Presence, Sink};
+use duplex::{Chunk, Command, Input, Mode, Presence, Shutdown, ShutdownTrigger, StatusSink};
 use reedline::{
     Color, EditCommand, EditMode, Emacs, ExternalPrinter, Highlighter, KeyCode, KeyModifiers,
     Prompt, PromptEditMode, PromptHistorySearch, Reedline, ReedlineEvent, ReedlineRawEvent, Signal,
@@ -289,7 +286,7 @@ pub struct Parts {
     pub output: ViewOutput,
     /// Status lines: shown above the prompt, and also written to a
     /// redirected stderr.
-    pub status_sink: Sink,
+    pub status_sink: StatusSink,
     /// Tells the view whether a peer is connected.
     pub presence: Presence,
 }
@@ -409,7 +406,7 @@ impl View {
 
         let status_tx = shown_tx.clone();
         let status_file = saved_stderr.clone();
-        let status_sink: Sink = Arc::new(move |line: &str| {
+        let status_sink: StatusSink = Arc::new(move |line: &str| {
             // The view is gone only at the very end; a lost status line then
             // has nowhere better to go.
             let _ = status_tx.send(Shown::Status(line.to_owned()));

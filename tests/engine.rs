@@ -2,10 +2,9 @@
 //! in-memory input and output (no binary, no stdin).
 
 use crossbeam_channel::{Receiver, bounded};
-use duplex::serve::serve;
 use duplex::{
-    ConversationOptions, Ending, Input, Mode, ServeOptions, Shutdown, Status, conversation,
-    shutdown_channel,
+    Console, ConversationOptions, Ending, Input, Mode, ServeOptions, Shutdown, Status,
+    conversation, serve, shutdown_channel,
 };
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -28,7 +27,7 @@ fn input_of(chunks: &[&[u8]]) -> Input {
 }
 
 /// Input holding `chunks` that has not ended while the sender is kept.
-fn input_open(chunks: &[&[u8]]) -> (crossbeam_channel::Sender<duplex::input::Chunk>, Input) {
+fn input_open(chunks: &[&[u8]]) -> (crossbeam_channel::Sender<duplex::Chunk>, Input) {
     let (tx, input) = Input::channel();
     // Sent before the conversation starts, so it is all "already read".
     for chunk in chunks {
@@ -49,7 +48,8 @@ fn converse(
     let peer = stream.peer_addr().unwrap();
     thread::spawn(move || {
         let mut out = Vec::new();
-        let result = conversation::run(stream, peer, &mut input, &mut out, &options, &shutdown);
+        let mut console = Console::new(&mut input, &mut out).with_shutdown(shutdown);
+        let result = conversation::run(stream, peer, &options, &mut console);
         let _ = tx.send((result, out, input));
     });
     rx
@@ -136,10 +136,8 @@ fn a_crlf_goodbye_split_across_reads_is_not_shown() {
         let result = conversation::run(
             server,
             peer_addr,
-            &mut input,
-            &mut out,
             &options,
-            &Shutdown::never(),
+            &mut Console::new(&mut input, &mut out),
         );
         let _ = done_tx.send(result);
     });
@@ -246,7 +244,10 @@ fn serve_keeps_what_one_peer_did_not_take_for_the_next() {
     thread::spawn(move || {
         let mut input = input_of(&[b"one\n\ntwo\n"]);
         let mut out = Vec::new();
-        let result = serve(&options, &mut input, &mut out, &Shutdown::never(), &status);
+        let result = serve(
+            &options,
+            &mut Console::new(&mut input, &mut out).with_status(status),
+        );
         let _ = done_tx.send((result, out));
     });
     let addr = port_rx.recv_timeout(DEADLINE).unwrap();

@@ -15,7 +15,7 @@
 mod support;
 
 use duplex::progress::{Traffic, Watch, Watcher};
-use duplex::{ConversationOptions, Input, Mode, Shutdown, conversation};
+use duplex::{Console, ConversationOptions, Input, Mode, conversation};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
@@ -535,26 +535,24 @@ fn the_engine_counts_every_byte_both_ways_exactly() {
             let stream = accept_raw(&listener);
             let peer = stream.peer_addr().unwrap();
             let mut heard = Vec::new();
+            let mut input = input(to_client);
             let ending = conversation::run(
                 stream,
                 peer,
-                &mut input(to_client),
-                &mut heard,
                 &options,
-                &Shutdown::never(),
+                &mut Console::new(&mut input, &mut heard),
             );
             (ending, heard.len())
         })
     };
     let stream = support::connect_raw(addr);
     let mut shown = Vec::new();
+    let mut input = input(to_server);
     let ending = conversation::run(
         stream,
         addr,
-        &mut input(to_server),
-        &mut shown,
         &options(&client_watch),
-        &Shutdown::never(),
+        &mut Console::new(&mut input, &mut shown),
     );
     ending.unwrap();
     let (server_ending, heard) = server.join().unwrap();

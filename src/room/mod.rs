@@ -10,14 +10,14 @@
 //! ```
 //!
 //! Where things are:
-//! - `hub.rs`: the thread that called [`run`]. It alone owns the peer table:
+//! - `hub.rs`: the thread that called `run`. It alone owns the peer table:
 //!   there is no shared list of sockets, so relaying, joining, leaving,
 //!   names and eviction are plain single-threaded code, and its `select!`
 //!   reads like the SPEC — one arm each for newcomers, peers' lines, peers'
 //!   senders ending, the server's input, Ctrl-C and a timer.
 //! - `peer.rs`: one peer's state (one enum), its bounded queue, and its two
 //!   threads, `room-recv` and `room-send`, which do all of the peer's I/O
-//!   through the [`Connection`](crate::transport::Connection) that
+//!   through the `Connection` that
 //!   `room-recv` makes (a handshake runs there, never on the hub).
 //! - `notices.rs`: the text of every notice, and the rule for names.
 //! - The line rules are `lines.rs`'s: one goodbye scanner for chat
@@ -55,20 +55,17 @@
 //! waits at most for the thread to return; a thread that panicked is
 //! reported on stderr and ends the room with an error (exit 1). A peer is
 //! removed from the table (and its socket closed) once both threads are
-//! joined; [`run`] returns once the room is closed and the table is empty.
+//! joined; `run` returns once the room is closed and the table is empty.
 
 mod hub;
 mod notices;
 mod peer;
 
+use crate::console::Console;
 use crate::ending::Ending;
 use crate::error::{Error, Result};
-use crate::input::Input;
 use crate::net::Acceptor;
 use crate::options::{ConversationOptions, RoomOptions};
-use crate::output::Output;
-use crate::shutdown::Shutdown;
-use crate::status::Status;
 use std::io;
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -141,14 +138,17 @@ enum PeerEvent {
 /// After that the server talks like any peer: what it says to an empty room
 /// reaches nobody, and its goodbye ends the room at once. Joins, leaves,
 /// names and evictions are reported through `status`.
-pub fn run(
+pub(crate) fn run(
     acceptor: Acceptor,
     room: &RoomOptions,
     options: &ConversationOptions,
-    input: &mut Input,
-    output: &mut dyn Output,
-    shutdown: &Shutdown,
-    status: &Status,
+    console: &mut Console<'_>,
 ) -> Result<Ending> {
-    hub::Hub::new(room, options, input, output, status, acceptor).run(shutdown)
+    let Console {
+        input,
+        output,
+        shutdown,
+        status,
+    } = console;
+    hub::Hub::new(room, options, input, *output, status, acceptor).run(shutdown)
 }

@@ -38,15 +38,15 @@
 //!
 //! The handshake runs before the halves exist, on the thread that made the
 //! connection, with the socket's timeouts set to what is left of
-//! [`HANDSHAKE_TIMEOUT`]; the client verifies the server inside it, so no
+//! `HANDSHAKE_TIMEOUT`; the client verifies the server inside it, so no
 //! application byte is sent to a server that was not accepted.
 //!
 //! # Ends
 //!
-//! [`TlsTransmitter::finish`] sends `close_notify`, then shuts down writing.
-//! [`TlsReceiver::receive`] returns `Ok(0)` only for the peer's
+//! `TlsTransmitter::finish` sends `close_notify`, then shuts down writing.
+//! `TlsReceiver::receive` returns `Ok(0)` only for the peer's
 //! `close_notify`; a TCP EOF without one is a truncation, an
-//! [`io::ErrorKind::UnexpectedEof`] error (see [`is_truncation`]).
+//! [`io::ErrorKind::UnexpectedEof`] error (see `is_truncation`).
 
 use super::{Connection, HANDSHAKE_TIMEOUT, Receive, Side, Transmit};
 use crate::error::Error;
@@ -241,7 +241,7 @@ impl std::error::Error for TlsError {}
 /// Whether `error` from [`TlsReceiver::receive`] is the peer's EOF without
 /// `close_notify`: a truncation, which ends a drain after our goodbye
 /// normally (SPEC, "TLS").
-pub fn is_truncation(error: &io::Error) -> bool {
+pub(crate) fn is_truncation(error: &io::Error) -> bool {
     error.get_ref().is_some_and(|inner| inner.is::<Truncated>())
 }
 
@@ -269,7 +269,7 @@ const VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
 /// The server side: its configuration, made once per `serve`.
-pub struct TlsAcceptor {
+pub(crate) struct TlsAcceptor {
     config: Arc<ServerConfig>,
     fingerprint: Fingerprint,
 }
@@ -345,7 +345,7 @@ impl TlsAcceptor {
 }
 
 /// The client side: how to verify, made once per `connect`.
-pub struct TlsConnector {
+pub(crate) struct TlsConnector {
     verification: Verification,
     roots: Option<Arc<RootCertStore>>,
 }
@@ -476,7 +476,7 @@ impl TlsConnector {
 /// verification and the name it checks. Each connection gets its own
 /// handshake from it ([`super::establish`]).
 #[derive(Clone, Debug)]
-pub enum Tls {
+pub(crate) enum Tls {
     /// `serve --tls`.
     Server(Arc<TlsAcceptor>),
     /// `connect --tls` to `host`.
@@ -865,7 +865,7 @@ fn socket_failure(error: io::Error, first: Option<u8>) -> Failure {
 }
 
 /// A finished handshake: the session the two halves share, and the socket.
-pub struct TlsSession {
+pub(crate) struct TlsSession {
     socket: Arc<TcpStream>,
     shared: Arc<Mutex<rustls::Connection>>,
     leftover: Vec<u8>,
@@ -937,7 +937,7 @@ fn tls_io_error(error: rustls::Error) -> io::Error {
 }
 
 /// The receiving half: TLS records from the socket in, plaintext out.
-pub struct TlsReceiver {
+pub(crate) struct TlsReceiver {
     socket: Arc<TcpStream>,
     shared: Arc<Mutex<rustls::Connection>>,
     /// TLS bytes read from the socket and not yet fed to rustls.
@@ -1037,15 +1037,10 @@ impl TlsReceiver {
             return Ok((filled > 0).then_some(filled));
         }
     }
-
-    /// The socket this half reads.
-    pub fn socket(&self) -> &TcpStream {
-        &self.socket
-    }
 }
 
 /// The sending half: plaintext in, TLS records to the socket.
-pub struct TlsTransmitter {
+pub(crate) struct TlsTransmitter {
     socket: Arc<TcpStream>,
     shared: Arc<Mutex<rustls::Connection>>,
     /// Records taken out of the session, written with the lock released.
@@ -1117,11 +1112,6 @@ impl TlsTransmitter {
         let written = (&mut &*self.socket).write_all(&self.sealed);
         self.sealed.clear();
         written
-    }
-
-    /// The socket this half writes.
-    pub fn socket(&self) -> &TcpStream {
-        &self.socket
     }
 }
 

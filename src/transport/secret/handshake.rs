@@ -43,7 +43,7 @@ pub enum HandshakeError {
     NotSecret,
     /// A tag did not match, or the peer left after its SPAKE2 message.
     WrongSecret,
-    /// Not done within [`TIMEOUT`].
+    /// Not done within `TIMEOUT`.
     TimedOut,
     /// The peer closed before it had sent its part of the handshake.
     Closed,

@@ -2,24 +2,35 @@
 //! conversation from a few shared words (SPEC, "Secret channel"; vectors in
 //! `shared/vectors/secret-1.json`).
 //!
-//! A file per term of the SPEC: [`handshake`] (preamble, SPAKE2, the
-//! confirmation tags, the 10 s bound), [`keys`] (the HKDF key schedule),
-//! [`record`] (the sealed records and the two halves that carry them),
-//! [`words`] (where the secret comes from), [`guard`] (a plain connection
-//! whose peer speaks this protocol). This file holds the secret
-//! itself, the guess budget, and [`connect`], which runs the handshake and
-//! hands back the two halves. All the cryptography is from crates
+//! A file per term of the SPEC: `handshake` (preamble, SPAKE2, the
+//! confirmation tags, the 10 s bound), `keys` (the HKDF key schedule),
+//! `record` (the sealed records and the two halves that carry them),
+//! [`words`] (where the secret comes from), `guard` (a plain connection
+//! whose peer speaks this protocol). This file holds the [`Secret`]
+//! itself, the guess budget, and `connect`, which runs the handshake and
+//! hands back the two halves.
+//!
+//! The public part is what a caller needs to choose `--secret`: a
+//! [`Secret`] (from words, [`words::from_env`], [`words::generate`] or
+//! [`words::prompt`]) in a [`SecretSetup`](super::SecretSetup), and the
+//! [`HandshakeError`] that [`Error::Handshake`](crate::Error::Handshake)
+//! carries. The handshake itself is reached through [`serve`](crate::serve())
+//! and [`connect`](crate::connect()). All the cryptography is from crates
 //! (`spake2`, `hkdf`, `sha2`, `chacha20poly1305`, `subtle`); keys and the
 //! secret are zeroed when dropped.
 
-pub mod guard;
-pub mod handshake;
-pub mod keys;
-pub mod record;
+pub(crate) mod guard;
+pub(crate) mod handshake;
+pub(crate) mod keys;
+pub(crate) mod record;
 pub mod words;
 
-pub use handshake::{HandshakeError, PREAMBLE, Role};
-pub use record::{SecretReceiver, SecretTransmitter};
+pub use handshake::HandshakeError;
+// Not API: for examples/bench's in-process handshake timing only.
+pub(crate) use handshake::PREAMBLE;
+#[doc(hidden)]
+pub use handshake::Role;
+pub(crate) use record::{SecretReceiver, SecretTransmitter};
 
 use std::fmt;
 use std::net::TcpStream;
@@ -74,6 +85,7 @@ pub const GUESSES: u32 = 3;
 /// whole room). A guess is spent before its tag is compared and given back
 /// only when the tag is right, so handshakes running at once never compare
 /// more than [`GUESSES`] wrong tags.
+#[doc(hidden)]
 #[derive(Debug, Default)]
 pub struct GuessBudget {
     state: Mutex<Spent>,
@@ -126,6 +138,7 @@ impl GuessBudget {
 }
 
 /// One spent guess. Dropped without [`Guess::proved`], it counts as wrong.
+#[doc(hidden)]
 #[derive(Debug)]
 pub struct Guess<'a> {
     budget: &'a GuessBudget,
@@ -150,6 +163,7 @@ impl Drop for Guess<'_> {
 }
 
 /// Both halves of a secret connection, ready for the pumps.
+#[doc(hidden)]
 pub struct SecretHalves {
     /// The sender thread's half: Kcs or Ksc out, with its counter.
     pub transmitter: SecretTransmitter,
@@ -159,6 +173,9 @@ pub struct SecretHalves {
 
 /// Runs the handshake on `socket` as `role` and returns the two halves.
 /// `connected` is when TCP connected (the server: when it accepted).
+/// Not API: the conversation reaches it through the transport seam; it is
+/// public for examples/bench's handshake timing only.
+#[doc(hidden)]
 pub fn connect(
     socket: &Arc<TcpStream>,
     role: Role,
