@@ -115,12 +115,8 @@ impl Tmux {
     /// Waits for the shell's `exit=N` line; returns the screen then.
     #[track_caller]
     fn wait_exit(&self, code: i32) -> String {
-        let screen = self.wait_for("`exit=N`", |s| s.lines().any(|l| l.starts_with("exit=")));
-        let marker = format!("exit={code}");
-        assert!(
-            screen.lines().any(|l| l.trim_end() == marker),
-            "expected `{marker}`:\n{screen}"
-        );
+        let screen = self.wait_for("`exit=N`", |s| support::shell_exit(s).is_some());
+        assert_eq!(support::shell_exit(&screen), Some(code), "{screen}");
         screen
     }
 

@@ -662,12 +662,12 @@ fn connect_asks_for_the_words_on_the_terminal_without_echo() {
     tmux(&["send-keys", "Enter"]);
     // stdin is /dev/null: the client says goodbye at once, by end of input.
     server.wait_for_stderr("ended");
-    while !screen(&tmux).contains("exit=") {
+    while support::shell_exit(&screen(&tmux)).is_none() {
         assert!(Instant::now() < deadline, "no exit:\n{}", screen(&tmux));
         thread::sleep(Duration::from_millis(50));
     }
     let shown = screen(&tmux);
-    assert!(shown.contains("exit=0"), "{shown}");
+    assert_eq!(support::shell_exit(&shown), Some(0), "{shown}");
     assert!(!shown.contains(WORDS), "the secret was echoed:\n{shown}");
 }
 

@@ -12,6 +12,8 @@
 //! Without tmux these tests say `SKIPPED: ... needs tmux` on stderr and pass,
 //! unless `DUPLEX_REQUIRE_PEERS=1`, where they fail.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
@@ -135,20 +137,9 @@ impl Tmux {
     #[track_caller]
     fn assert_exit_and_sane_terminal(&self, code: i32) {
         let screen = self.wait_for(&format!("`exit={code}`"), |s| {
-            // `exit=` then digits: a long command line can wrap so that its
-            // own `exit=$?` starts a screen line.
-            s.lines().any(|l| {
-                l.strip_prefix("exit=").is_some_and(|code| {
-                    let code = code.trim_end();
-                    !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit())
-                })
-            })
+            support::shell_exit(s).is_some()
         });
-        let marker = format!("exit={code}");
-        assert!(
-            screen.lines().any(|l| l.trim_end() == marker),
-            "expected `{marker}`:\n{screen}"
-        );
+        assert_eq!(support::shell_exit(&screen), Some(code), "{screen}");
         self.shell(
             "stty -a | tr ' ;' '\\n\\n' | grep -x -e '-\\?echo' -e '-\\?icanon' | sed 's/^/stty:/'",
         );

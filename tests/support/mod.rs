@@ -609,6 +609,15 @@ impl Drop for Proc {
 // ---------------------------------------------------------------------------
 // Byte helpers
 
+/// The exit code a shell printed with `echo exit=$?` on a screen: a line
+/// that is `exit=` then digits. The typed command's own `exit=$?` can start
+/// a line too when a long command wraps, and must not count.
+pub fn shell_exit(screen: &str) -> Option<i32> {
+    screen
+        .lines()
+        .find_map(|l| l.trim_end().strip_prefix("exit=")?.parse().ok())
+}
+
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
