@@ -86,6 +86,6 @@ pub fn connect(options: &ConnectOptions, console: &mut Console<'_>) -> Result<En
     let outcome = conversation::hold(connection, peer, settings, console)?;
     conversation::report_ended(status, peer, outcome);
     // There is no next conversation: what was read but not sent is said.
-    conversation::report_unsent(console.input, status);
+    conversation::report_unsent(console.input, status, outcome.ending);
     Ok(outcome.ending)
 }

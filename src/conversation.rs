@@ -230,9 +230,9 @@ pub(crate) fn report_ended(status: &Status, peer: SocketAddr, outcome: Outcome) 
 }
 
 /// When no conversation will take the rest of the input (SPEC, "Chat
-/// mode"): says on stderr how many bytes were read but not sent, and takes
-/// them out of the input.
-pub(crate) fn report_unsent(input: &mut Input, status: &Status) {
+/// mode"): says on stderr how many bytes were read but not sent, and why
+/// (how the last conversation ended), and takes them out of the input.
+pub(crate) fn report_unsent(input: &mut Input, status: &Status, ending: Ending) {
     let at_goodbye = input.stopped_at_goodbye();
     let unsent = input.discard_pending();
     if unsent == 0 {
@@ -243,9 +243,16 @@ pub(crate) fn report_unsent(input: &mut Input, status: &Status) {
             "stopped at an empty line; {unsent} bytes of input not sent \u{2014} use --raw to send blank lines"
         ));
     } else {
-        status.line(format_args!(
-            "the peer said goodbye first; {unsent} bytes of input not sent"
-        ));
+        let why = match ending {
+            Ending::PeerGoodbye | Ending::PeerClosed => "the peer said goodbye first",
+            Ending::Interrupted => "interrupted",
+            Ending::IdleTimeout => "idle timeout",
+            Ending::OutputClosed => "the output closed",
+            Ending::Goodbye | Ending::EndOfInput | Ending::LingerExpired => {
+                "the conversation ended"
+            }
+        };
+        status.line(format_args!("{why}; {unsent} bytes of input not sent"));
     }
 }
 
@@ -878,6 +885,40 @@ impl Coordinator<'_> {
         };
         if sooner {
             self.closing = Some(closing);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// The unsent-input line says why the input stopped: after Ctrl-C it
+    /// must not blame the peer.
+    #[test]
+    fn unsent_input_is_reported_with_the_real_reason() {
+        for (ending, why) in [
+            (Ending::Interrupted, "interrupted; 3 bytes of input not sent"),
+            (Ending::PeerGoodbye, "the peer said goodbye first; 3 bytes"),
+            (Ending::IdleTimeout, "idle timeout; 3 bytes"),
+        ] {
+            let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+            let sink = {
+                let lines = lines.clone();
+                Arc::new(move |line: &str| {
+                    if let Ok(mut lines) = lines.lock() {
+                        lines.push(line.to_owned());
+                    }
+                })
+            };
+            let status = Status::with_sink(false, sink);
+            let (chunks, mut input) = Input::channel();
+            chunks.send(b"abc".to_vec().into()).unwrap();
+            report_unsent(&mut input, &status, ending);
+            let lines = lines.lock().unwrap();
+            assert_eq!(lines.len(), 1, "{ending:?}: {lines:?}");
+            assert!(lines[0].starts_with(why), "{ending:?}: {lines:?}");
         }
     }
 }

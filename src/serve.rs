@@ -117,7 +117,7 @@ pub fn serve(options: &ServeOptions, console: &mut Console<'_>) -> Result<Ending
 
     let ending = serve_one_by_one(options, settings, &acceptor, console)?;
     // No next peer will take what is left of the input: say how much.
-    conversation::report_unsent(console.input, status);
+    conversation::report_unsent(console.input, status, ending);
     Ok(ending)
 }
 
