@@ -10,6 +10,13 @@
 //! two directions never share a lock. The AEAD is the `chacha20poly1305`
 //! crate's, which checks the tag in constant time and zeroes its key when
 //! dropped.
+//!
+//! It is most of this path's cost (about 7 instructions per byte each way,
+//! callgrind). `ring`'s ChaCha20-Poly1305, already a dependency through
+//! rustls, is the same AEAD and took about 40 % less CPU here; it is not
+//! used because it cannot zero its keys: its key type has no `Drop`, and
+//! every seal copies the key into a stack frame that it leaves half
+//! overwritten.
 
 use crate::transport::{Receive, Transmit};
 use chacha20poly1305::aead::AeadInPlace;
