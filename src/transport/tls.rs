@@ -75,10 +75,10 @@ const THROWAWAY_VALIDITY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// The most plaintext the sender encrypts under one hold of the lock: keeps
 /// the lock short and the sender's buffer of records bounded.
-const SEAL_CHUNK: usize = 256 * 1024;
+const SEAL_CHUNK: usize = 1024 * 1024;
 
 /// Size of the receiver's buffer of TLS bytes read from the socket.
-const RAW_BUFFER: usize = 256 * 1024;
+const RAW_BUFFER: usize = 1024 * 1024;
 
 /// The SHA-256 of a DER certificate: what `--tls-pin` names and what
 /// `serve --tls` prints.
@@ -1060,7 +1060,7 @@ impl TlsTransmitter {
     }
 
     /// Encrypts and sends all of `bufs`, in order, in as few socket writes
-    /// as the 256 KiB sealing chunk allows.
+    /// as the 1 MiB sealing chunk allows.
     pub fn transmit_vectored(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
         let shared = Arc::clone(&self.shared);
         let mut sealed_plain = 0;
