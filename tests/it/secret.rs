@@ -4,7 +4,7 @@
 //! prompt in tmux, and a second implementation in Python
 //! (`tests/peers/secret_peer.py`) talking to duplex both ways.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -10,7 +10,7 @@
 //! Without root or `ip`/`nft` the tests skip loudly (and fail under
 //! `DUPLEX_REQUIRE_PEERS=1`).
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

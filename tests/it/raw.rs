@@ -7,7 +7,7 @@
 //! as it streams in, so a lost, repeated or reordered block is caught without
 //! keeping 64 MiB in memory, and cheaply even in a debug build.
 
-mod support;
+use crate::support;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};

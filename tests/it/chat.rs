@@ -2,7 +2,7 @@
 //! from either side, drain after goodbye, linger and idle timeouts, closed
 //! stdout, byte-exact data.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener};

@@ -5,7 +5,7 @@
 //! server's stderr, an exit) under the harness's deadline; no fixed ports,
 //! no sleeps.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
