@@ -294,6 +294,7 @@ fn chat_binary_bytes_round_trip() {
 
 #[test]
 fn chat_long_line_8mib_round_trips() {
+    let _load = crate::support::load::heavy();
     let data = noise_without_newline(8 << 20, 0x5eed);
     let (mut server, addr) = serve(&["--once"]);
     let mut client = connect(addr, &[]);
@@ -566,6 +567,7 @@ fn chat_idle_timeout_closes_without_lingering() {
 /// exit 0 within a second, whatever `--linger` says (issue 8).
 #[test]
 fn chat_closed_stdout_exits_within_a_second_under_a_flood() {
+    let _alone = crate::support::load::alone();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let mut client = duplex()

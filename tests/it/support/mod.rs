@@ -15,9 +15,6 @@
 //!   under a deadline.
 //! - Raw-socket peers are plain `std::net::TcpStream`s with timeouts.
 
-// Each test binary uses a different subset of this module.
-#![allow(dead_code)]
-
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
@@ -29,6 +26,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
+
+pub mod load;
 
 /// How long any single wait may take before the test fails. Generous: CI is
 /// a loaded 2-core machine. A correct binary never comes close.
