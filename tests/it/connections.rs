@@ -656,6 +656,10 @@ fn dash_six_on_the_ipv6_wildcard_takes_no_ipv4_peers() {
     send_raw(&mut peer, b"hello\n\n");
     both.wait_for_stdout(b"hello\n");
     both.close_stdin();
+    // Its goodbye heard, the server half-closes; close ours then, rather
+    // than have it sit out its 5 s --linger waiting for our EOF.
+    expect_eof_after(&mut peer, b"");
+    drop(peer);
     both.assert_exit(0);
     only6.kill();
 }
