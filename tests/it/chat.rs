@@ -294,7 +294,6 @@ fn chat_binary_bytes_round_trip() {
 
 #[test]
 fn chat_long_line_8mib_round_trips() {
-    let _load = crate::support::load::heavy();
     let data = noise_without_newline(8 << 20, 0x5eed);
     let (mut server, addr) = serve(&["--once"]);
     let mut client = connect(addr, &[]);

@@ -511,7 +511,6 @@ fn chat_crosses_a_lossy_link_intact() {
 
 #[test]
 fn twenty_mebibytes_cross_a_lossy_slow_link_intact() {
-    let _load = crate::support::load::heavy();
     let Some(ns) = lossy_link() else { return };
     const LEN: u64 = 20 << 20;
     let mut server = ns

@@ -303,7 +303,6 @@ fn bin() -> &'static str {
 
 #[test]
 fn raw_64_mib_connect_to_serve_arrives_intact() {
-    let _load = crate::support::load::heavy();
     let mut server = duplex()
         .args(["serve", "--once", "--raw", "-b", "127.0.0.1", "0"])
         .stdin_null()
@@ -327,7 +326,6 @@ fn raw_64_mib_connect_to_serve_arrives_intact() {
 
 #[test]
 fn raw_64_mib_serve_to_connect_arrives_intact() {
-    let _load = crate::support::load::heavy();
     let (mut server, addr) = serve(&["--once", "--raw"]);
     let feeder = feed(Pattern::new(64 * MIB), server.take_stdin());
     let mut client = duplex()

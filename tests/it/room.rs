@@ -271,7 +271,6 @@ fn ctrl_c_closes_every_peer_cleanly_and_exits_130() {
 
 #[test]
 fn a_peer_that_never_reads_is_evicted_and_the_others_keep_receiving() {
-    let _load = load::heavy();
     let (mut server, addr) = room(&[]);
     let (slow, slow_label, mut reader, mut flooder) =
         never_reader_reader_flooder(&mut server, addr);
@@ -388,7 +387,6 @@ fn a_peer_that_never_reads_is_evicted_even_once_the_room_falls_silent() {
 
 #[test]
 fn a_peer_that_reads_slowly_is_kept_and_gets_everything_in_order() {
-    let _load = load::heavy();
     // A peer that reads, just slower than a flood arrives, falls far behind
     // (its queue goes well over the soft bound, 8 MiB) but keeps making
     // progress: it must stay and get every line, in order.
@@ -497,7 +495,6 @@ fn a_line_over_64_kib_is_not_relayed_and_its_sender_is_told_and_closed() {
 
 #[test]
 fn twenty_peers_two_hundred_lines_each_arrive_in_order_exactly_once() {
-    let _load = load::heavy();
     const PEERS: usize = 20;
     const LINES: usize = 200;
     let (mut server, addr) = room(&["--max-peers", "20"]);
@@ -944,7 +941,6 @@ fn out_of_descriptors_the_room_backs_off_says_it_once_and_recovers() {
 
 #[test]
 fn a_flooder_is_slowed_and_readers_that_keep_reading_are_never_evicted() {
-    let _load = load::heavy();
     let (mut server, addr) = room(&["--linger", "0.5"]);
     // Readers that read as fast as they can: two plain sockets and a duplex
     // client whose stdout is read as fast as it comes.

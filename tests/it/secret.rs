@@ -61,7 +61,6 @@ fn chat_both_ways_over_the_secret_channel() {
 
 #[test]
 fn raw_64_mib_arrives_whole_by_hash() {
-    let _load = crate::support::load::heavy();
     let data = Arc::new(noise_without_newline(64 * 1024 * 1024, 12));
     let (mut server, addr) = duplex()
         .env("DUPLEX_SECRET", WORDS)

@@ -464,7 +464,6 @@ const BULK: usize = 64 << 20;
 
 #[test]
 fn socat_openssl_sends_64_mib_to_serve_raw_tls() {
-    let _load = crate::support::load::heavy();
     if !require_peer("socat") {
         return;
     }
@@ -495,7 +494,6 @@ fn socat_openssl_sends_64_mib_to_serve_raw_tls() {
 
 #[test]
 fn connect_raw_tls_sends_64_mib_to_socat_openssl_listen() {
-    let _load = crate::support::load::heavy();
     if !require_peer("socat") || !require_peer("openssl") {
         return;
     }

@@ -1002,7 +1002,6 @@ fn a_terminal_that_vanishes_without_sighup_ends_input_without_spinning() {
 /// not drawn first (it took about a minute before).
 #[test]
 fn one_ctrl_c_under_a_flood_ends_the_view_without_drawing_the_backlog() {
-    let _load = crate::support::load::heavy();
     let Some(tmux) = Tmux::start() else { return };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");

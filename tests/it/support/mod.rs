@@ -180,6 +180,7 @@ impl Cmd {
                     Err(e) => panic!("could not open {}: {e}", path.display()),
                 },
             });
+        let busy = load::busy();
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("could not spawn `{name}`: {e}"));
@@ -235,6 +236,7 @@ impl Cmd {
             .expect("spawn stderr reader");
 
         Proc {
+            _busy: busy,
             name,
             child,
             stdin,
@@ -310,6 +312,8 @@ impl Captured {
 
 /// A running child process, killed and reaped on drop.
 pub struct Proc {
+    /// Keeps a test that runs alone waiting (see [`load`]).
+    _busy: load::Busy,
     name: String,
     child: Child,
     stdin: Option<ChildStdin>,
