@@ -481,6 +481,14 @@ impl Proc {
         }
     }
 
+    /// Wait until stdout is exactly `expected` (under the deadline, or
+    /// until it ends), then assert it.
+    #[track_caller]
+    pub fn wait_for_stdout_exactly(&self, expected: &[u8]) {
+        let _ = self.out.wait(DEADLINE, |b, eof| b == expected || eof);
+        self.assert_stdout(expected);
+    }
+
     /// Wait until at least `n` bytes arrived on stdout.
     #[track_caller]
     pub fn wait_for_stdout_len(&self, n: usize) {
