@@ -57,6 +57,7 @@ pub struct Cmd {
     args: Vec<OsString>,
     stdin: StdinMode,
     stdout_manual: bool,
+    stdout_file: Option<std::path::PathBuf>,
     envs: Vec<(OsString, Option<OsString>)>,
 }
 
@@ -72,6 +73,7 @@ pub fn program(name: impl Into<OsString>) -> Cmd {
         args: Vec::new(),
         stdin: StdinMode::Piped,
         stdout_manual: false,
+        stdout_file: None,
         envs: Vec::new(),
     }
 }
@@ -144,6 +146,12 @@ impl Cmd {
         self
     }
 
+    /// stdout is this file, created afresh (nothing is collected).
+    pub fn stdout_file(mut self, path: &Path) -> Self {
+        self.stdout_file = Some(path.to_path_buf());
+        self
+    }
+
     fn describe(&self) -> String {
         let mut s = Path::new(&self.program)
             .file_name()
@@ -170,7 +178,13 @@ impl Cmd {
         }
         command
             .args(&self.args)
-            .stdout(Stdio::piped())
+            .stdout(match &self.stdout_file {
+                None => Stdio::piped(),
+                Some(path) => match std::fs::File::create(path) {
+                    Ok(file) => Stdio::from(file),
+                    Err(e) => panic!("could not create {}: {e}", path.display()),
+                },
+            })
             .stderr(Stdio::piped())
             .stdin(match &self.stdin {
                 StdinMode::Piped => Stdio::piped(),
@@ -190,7 +204,7 @@ impl Cmd {
         let stderr_pipe = child.stderr.take().expect("stderr is piped");
 
         let out = Arc::new(Captured::default());
-        let stdout_pipe = if self.stdout_manual {
+        let stdout_pipe = if self.stdout_manual || self.stdout_file.is_some() {
             // Nothing will be collected: mark it as finished now.
             out.finish();
             stdout_pipe
