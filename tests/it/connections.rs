@@ -617,11 +617,7 @@ fn families_choose_localhost_s_address() {
         .stdin_null()
         .spawn();
     wrong.assert_exit(1);
-    assert!(
-        wrong.stderr().contains("connection refused"),
-        "{}",
-        wrong.stderr()
-    );
+    wrong.assert_stderr_contains("connection refused");
     assert!(!wrong.stderr().contains("::1"), "{}", wrong.stderr());
 
     for (server, at, flag) in [(&mut v6, at6, "-6"), (&mut v4, at4, "-4")] {

@@ -104,11 +104,7 @@ fn a_wrong_secret_fails_on_both_sides_and_the_server_goes_on() {
     let mut stranger = connect_secret(addr, "olive-tundra-marble-guess", &[]);
     stranger.write(b"let me in\n");
     stranger.assert_exit(1);
-    assert!(
-        stranger.stderr().contains("wrong secret"),
-        "{}",
-        stranger.stderr()
-    );
+    stranger.assert_stderr_contains("wrong secret");
     assert!(
         stranger.stdout().is_empty(),
         "the stranger was shown something"
@@ -144,13 +140,7 @@ fn three_wrong_secrets_in_all_stop_the_server() {
     server.assert_running();
     wrong(3);
     server.assert_exit(1);
-    assert!(
-        server
-            .stderr()
-            .contains("3 wrong secrets: stopped so that nobody can keep guessing"),
-        "{}",
-        server.stderr()
-    );
+    server.assert_stderr_contains("3 wrong secrets: stopped so that nobody can keep guessing");
     assert!(
         TcpStream::connect(addr).is_err(),
         "the server still listens after 3 wrong secrets"
@@ -211,11 +201,7 @@ fn a_plain_connect_to_a_secret_server_is_told_so() {
     let mut plain = connect(addr, &["--linger", "1"]);
     plain.write(b"hello?\n");
     plain.assert_exit(1);
-    assert!(
-        plain.stderr().contains("the server wants --secret"),
-        "{}",
-        plain.stderr()
-    );
+    plain.assert_stderr_contains("the server wants --secret");
     assert!(
         !contains(&plain.stdout(), b"duplex-secret"),
         "the handshake bytes were shown"
@@ -231,11 +217,7 @@ fn a_secret_connect_to_a_plain_server_fails_on_both_sides() {
     server.write(b"plain hello\n");
     let mut client = connect_secret(addr, WORDS, &[]);
     client.assert_exit(1);
-    assert!(
-        client.stderr().contains("the peer is not using --secret"),
-        "{}",
-        client.stderr()
-    );
+    client.assert_stderr_contains("the peer is not using --secret");
     assert!(client.stdout().is_empty());
     server.wait_for_stderr("the peer wants --secret");
     assert!(
@@ -254,13 +236,7 @@ fn a_client_does_not_wait_for_ever_for_the_handshake() {
     let mut client = connect_secret(addr, WORDS, &[]);
     client.assert_exit(1);
     let took = started.elapsed();
-    assert!(
-        client
-            .stderr()
-            .contains("handshake timed out: is the peer using --secret?"),
-        "{}",
-        client.stderr()
-    );
+    client.assert_stderr_contains("handshake timed out: is the peer using --secret?");
     assert!(
         took >= Duration::from_secs(9) && took < Duration::from_secs(15),
         "{took:?}"
@@ -278,11 +254,7 @@ fn clients_that_give_up_in_a_busy_servers_backlog_are_no_guesses() {
     let mut waiting: Vec<Proc> = (0..3).map(|_| connect_secret(addr, WORDS, &[])).collect();
     for client in &mut waiting {
         client.assert_exit(1);
-        assert!(
-            client.stderr().contains("handshake timed out"),
-            "{}",
-            client.stderr()
-        );
+        client.assert_stderr_contains("handshake timed out");
     }
     busy.close_stdin();
     busy.assert_exit(0);
@@ -445,11 +417,7 @@ fn the_relay_sees_none_of_the_words() {
 fn a_flipped_bit_is_an_error_and_nothing_of_it_is_shown() {
     let (mut server, _client, _) = through_the_relay(Tamper::FlipBit);
     server.assert_exit(1);
-    assert!(
-        server.stderr().contains("failed to open"),
-        "{}",
-        server.stderr()
-    );
+    server.assert_stderr_contains("failed to open");
     assert!(server.stdout().is_empty(), "a forged record was shown");
 }
 
@@ -457,13 +425,7 @@ fn a_flipped_bit_is_an_error_and_nothing_of_it_is_shown() {
 fn a_dropped_end_record_is_a_cut_not_an_end() {
     let (mut server, _client, _) = through_the_relay(Tamper::DropEnd);
     server.assert_exit(1);
-    assert!(
-        server
-            .stderr()
-            .contains("the connection was cut: the peer's end was not authenticated"),
-        "{}",
-        server.stderr()
-    );
+    server.assert_stderr_contains("the connection was cut: the peer's end was not authenticated");
     // Both records were whole and authentic; only the end is missing.
     server.assert_stdout(b"attack at dawn\nthe second record\n");
 }
@@ -472,11 +434,7 @@ fn a_dropped_end_record_is_a_cut_not_an_end() {
 fn a_cut_stream_is_an_error_and_the_half_record_is_not_shown() {
     let (mut server, _client, _) = through_the_relay(Tamper::Cut);
     server.assert_exit(1);
-    assert!(
-        server.stderr().contains("the connection was cut"),
-        "{}",
-        server.stderr()
-    );
+    server.assert_stderr_contains("the connection was cut");
     server.assert_stdout(b"attack at dawn\n");
 }
 
@@ -484,11 +442,7 @@ fn a_cut_stream_is_an_error_and_the_half_record_is_not_shown() {
 fn a_length_out_of_range_is_refused_as_soon_as_it_is_read() {
     let (mut server, _client, _) = through_the_relay(Tamper::HugeLength);
     server.assert_exit(1);
-    assert!(
-        server.stderr().contains("a record length out of range"),
-        "{}",
-        server.stderr()
-    );
+    server.assert_stderr_contains("a record length out of range");
     assert!(server.stdout().is_empty());
 }
 
@@ -529,11 +483,7 @@ fn secret_words_on_the_command_line_work_and_warn() {
     server.close_stdin();
     server.assert_exit(0);
     server.assert_stdout(b"ok\n");
-    assert!(
-        client.stderr().contains("process list"),
-        "{}",
-        client.stderr()
-    );
+    client.assert_stderr_contains("process list");
 }
 
 #[test]
@@ -564,7 +514,7 @@ fn a_non_utf8_secret_is_a_usage_error() {
         .args(["serve", "--secret", "0"])
         .spawn();
     p.assert_exit(2);
-    assert!(p.stderr().contains("UTF-8"), "{}", p.stderr());
+    p.assert_stderr_contains("UTF-8");
 }
 
 #[test]
@@ -603,7 +553,7 @@ fn connect_without_words_or_a_terminal_is_a_usage_error() {
         .args(["connect", "--secret", "127.0.0.1", "9"])
         .spawn();
     p.assert_exit(2);
-    assert!(p.stderr().contains("DUPLEX_SECRET"), "{}", p.stderr());
+    p.assert_stderr_contains("DUPLEX_SECRET");
 }
 
 #[test]
@@ -781,21 +731,11 @@ fn three_wrong_secrets_close_a_room_cleanly() {
         let mut guess = connect_secret(addr, &format!("guess-{n}"), &[]);
         guess.close_stdin();
         guess.assert_exit(1);
-        assert!(
-            guess.stderr().contains("wrong secret"),
-            "{}",
-            guess.stderr()
-        );
+        guess.assert_stderr_contains("wrong secret");
         assert!(!contains(&guess.stdout(), b"you are"), "a guesser joined");
     }
     server.assert_exit(1);
-    assert!(
-        server
-            .stderr()
-            .contains("3 wrong secrets: stopped so that nobody can keep guessing"),
-        "{}",
-        server.stderr()
-    );
+    server.assert_stderr_contains("3 wrong secrets: stopped so that nobody can keep guessing");
     // The friend's conversation ends cleanly: an authenticated end.
     friend.assert_exit(0);
     assert!(

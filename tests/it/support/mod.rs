@@ -592,6 +592,18 @@ impl Proc {
         }
     }
 
+    /// Assert stderr (so far: call after [`finish`](Self::finish) or a wait
+    /// for it) contains `needle`, showing it if not.
+    #[track_caller]
+    pub fn assert_stderr_contains(&self, needle: &str) {
+        let err = self.stderr();
+        assert!(
+            err.contains(needle),
+            "stderr of `{}` lacks {needle:?}:\n{err}",
+            self.name
+        );
+    }
+
     /// Assert stderr has no error line (`duplex: ...`) and no panic.
     #[track_caller]
     pub fn assert_no_error_line(&self) {
