@@ -558,66 +558,30 @@ fn connect_without_words_or_a_terminal_is_a_usage_error() {
 
 #[test]
 fn connect_asks_for_the_words_on_the_terminal_without_echo() {
-    if !require_peer("tmux") {
-        return;
-    }
+    let Some(tmux) = Tmux::start() else { return };
     let (mut server, addr) = serve_secret(WORDS, &["--once"]);
-    let socket = format!("duplex-secret-{}", std::process::id());
-    let tmux = |args: &[&str]| {
-        Command::new("tmux")
-            .args(["-L", &socket, "-f", "/dev/null"])
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    struct Kill<'a>(&'a dyn Fn(&[&str]) -> std::process::Output);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = (self.0)(&["kill-server"]);
-        }
-    }
-    let _kill = Kill(&tmux);
-    let line = format!(
+    tmux.shell(&format!(
         "env -u DUPLEX_SECRET {} connect --secret --linger 1 {} {} </dev/null; echo exit=$?",
         env!("CARGO_BIN_EXE_duplex"),
         addr.ip(),
         addr.port()
-    );
-    assert!(
-        tmux(&[
-            "new-session",
-            "-d",
-            "-x",
-            "120",
-            "-y",
-            "20",
-            "bash",
-            "--norc",
-            "--noprofile"
-        ])
-        .status
-        .success()
-    );
-    tmux(&["send-keys", "-l", &line]);
-    tmux(&["send-keys", "Enter"]);
-    let screen = |tmux: &dyn Fn(&[&str]) -> std::process::Output| {
-        String::from_utf8_lossy(&tmux(&["capture-pane", "-p"]).stdout).into_owned()
-    };
-    let deadline = Instant::now() + DEADLINE;
-    while !screen(&tmux).lines().any(|l| l.starts_with("secret:")) {
-        assert!(Instant::now() < deadline, "no prompt:\n{}", screen(&tmux));
-        thread::sleep(Duration::from_millis(50));
-    }
-    tmux(&["send-keys", "-l", WORDS]);
-    tmux(&["send-keys", "Enter"]);
+    ));
+    tmux.wait_for("the `secret:` prompt", |s| {
+        s.lines().any(|l| l.starts_with("secret:"))
+    });
+    tmux.type_text(WORDS);
+    tmux.press("Enter");
     // stdin is /dev/null: the client says goodbye at once, by end of input.
     server.wait_for_stderr("ended");
-    while !screen(&tmux).contains("exit=") {
-        assert!(Instant::now() < deadline, "no exit:\n{}", screen(&tmux));
-        thread::sleep(Duration::from_millis(50));
-    }
-    let shown = screen(&tmux);
-    assert!(shown.contains("exit=0"), "{shown}");
+    // `exit=` then digits, not the command line's own `exit=$?`.
+    let shown = tmux.wait_for("`exit=CODE`", |s| {
+        s.lines().any(|l| {
+            l.trim_end()
+                .strip_prefix("exit=")
+                .is_some_and(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
+        })
+    });
+    assert!(shown.lines().any(|l| l.trim_end() == "exit=0"), "{shown}");
     assert!(!shown.contains(WORDS), "the secret was echoed:\n{shown}");
 }
 

@@ -14,13 +14,13 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Output;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{self, Proc};
+use crate::support::{self, Proc, Tmux};
 
 const DUPLEX: &str = env!("CARGO_BIN_EXE_duplex");
 
@@ -31,107 +31,9 @@ const DEADLINE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(50);
 
 // ---------------------------------------------------------------------------
-// tmux
-
-/// One tmux server of our own, with one 100x30 pane running a plain shell.
-struct Tmux {
-    socket: String,
-}
+// The view in tmux
 
 impl Tmux {
-    /// Starts the server, or returns `None` (having said why) without tmux.
-    fn start() -> Option<Tmux> {
-        if Command::new("tmux").arg("-V").output().is_err() {
-            let test = thread::current().name().unwrap_or("view test").to_owned();
-            assert!(
-                std::env::var("DUPLEX_REQUIRE_PEERS").as_deref() != Ok("1"),
-                "{test}: needs tmux (DUPLEX_REQUIRE_PEERS=1, so this is a failure)"
-            );
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: {test} needs tmux (apt-get install tmux)"
-            );
-            return None;
-        }
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let socket = format!(
-            "duplex-view-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let tmux = Tmux { socket };
-        tmux.run(&[
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-x",
-            "160",
-            "-y",
-            "30",
-            "env",
-            "PS1=shell$ ",
-            "bash",
-            "--norc",
-            "--noprofile",
-        ]);
-        tmux.wait_for("the shell prompt", |screen| screen.contains("shell$"));
-        Some(tmux)
-    }
-
-    #[track_caller]
-    fn run(&self, args: &[&str]) -> Output {
-        let output = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("tmux {args:?}: {e}"));
-        assert!(
-            output.status.success(),
-            "tmux {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output
-    }
-
-    /// Types `text` literally.
-    fn type_text(&self, text: &str) {
-        self.run(&["send-keys", "-l", text]);
-    }
-
-    /// Presses keys by tmux name (`Enter`, `C-d`, `C-c`).
-    fn press(&self, key: &str) {
-        self.run(&["send-keys", key]);
-    }
-
-    /// Types a shell command line and runs it.
-    fn shell(&self, line: &str) {
-        self.type_text(line);
-        self.press("Enter");
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p"]).stdout).into_owned()
-    }
-
-    /// Polls the screen until `ready` holds; returns that screen.
-    #[track_caller]
-    fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let screen = self.screen();
-            if ready(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {DEADLINE:?} waiting for {what}; the screen:\n{screen}"
-            );
-            thread::sleep(POLL);
-        }
-    }
-
     /// Waits for the shell to report duplex's exit code, then checks that
     /// the terminal was left sane (echo and canonical mode on).
     #[track_caller]
@@ -174,26 +76,6 @@ impl Tmux {
         self.wait_for("the view's prompt after `connected to`", |s| {
             s.contains("-- connected to") && prompt_line(s).is_some()
         });
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            // Not `self.screen()`: a second panic here would abort the run.
-            if let Ok(out) = Command::new("tmux")
-                .args(["-L", &self.socket, "capture-pane", "-p"])
-                .output()
-            {
-                let screen = String::from_utf8_lossy(&out.stdout);
-                let _ = writeln!(std::io::stderr(), "--- screen ---\n{screen}");
-            }
-        }
-        let _ = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .output();
     }
 }
 
