@@ -112,7 +112,11 @@ fn incoming_lines_appear_above_the_half_typed_prompt() {
         prompt_line(s) == Some("> half typed")
     });
     server.write(b"one\ntwo\nthree\n");
-    let screen = tmux.wait_for("three incoming lines", |s| s.contains("< three"));
+    // The lines are printed, then the prompt is drawn again below them:
+    // wait for both, not for a screen caught in between.
+    let screen = tmux.wait_for("three incoming lines above the prompt", |s| {
+        s.contains("< three") && prompt_line(s) == Some("> half typed")
+    });
 
     let lines: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
     let at = |needle: &str| {
