@@ -899,7 +899,10 @@ mod tests {
     #[test]
     fn unsent_input_is_reported_with_the_real_reason() {
         for (ending, why) in [
-            (Ending::Interrupted, "interrupted; 3 bytes of input not sent"),
+            (
+                Ending::Interrupted,
+                "interrupted; 3 bytes of input not sent",
+            ),
             (Ending::PeerGoodbye, "the peer said goodbye first; 3 bytes"),
             (Ending::IdleTimeout, "idle timeout; 3 bytes"),
         ] {

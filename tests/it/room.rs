@@ -5,7 +5,7 @@
 //! server's stderr, an exit) under the harness's deadline; no fixed ports,
 //! no sleeps.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Instant;
-use support::{DEADLINE, Proc};
+use support::{DEADLINE, Proc, load};
 
 /// A room peer over a plain socket, reading line by line.
 struct Peer {
@@ -130,22 +130,6 @@ impl Peer {
             ),
         }
     }
-}
-
-/// Shared by the tests that flood the room as fast as they can; taken alone
-/// by those whose premise is timing (a flood of a fixed size read whole
-/// before a stalled peer's one-second grace runs out), which a flood next
-/// door on two loaded cores can stretch.
-static LOAD: std::sync::RwLock<()> = std::sync::RwLock::new(());
-
-fn flooding() -> std::sync::RwLockReadGuard<'static, ()> {
-    // A test that failed holding it leaves nothing behind to protect.
-    LOAD.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn timing() -> std::sync::RwLockWriteGuard<'static, ()> {
-    LOAD.write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn room(extra: &[&str]) -> (Proc, SocketAddr) {
@@ -287,7 +271,6 @@ fn ctrl_c_closes_every_peer_cleanly_and_exits_130() {
 
 #[test]
 fn a_peer_that_never_reads_is_evicted_and_the_others_keep_receiving() {
-    let _load = flooding();
     let (mut server, addr) = room(&[]);
     let (slow, slow_label, mut reader, mut flooder) =
         never_reader_reader_flooder(&mut server, addr);
@@ -371,7 +354,7 @@ fn a_peer_that_never_reads_is_evicted_and_the_others_keep_receiving() {
 
 #[test]
 fn a_peer_that_never_reads_is_evicted_even_once_the_room_falls_silent() {
-    let _alone = timing();
+    let _alone = load::alone();
     // A flood of a fixed size (well over the soft bound, under the hard
     // one), then silence: the stalled peer must still go, by the hub's own
     // timer, while the reader gets everything.
@@ -404,7 +387,9 @@ fn a_peer_that_never_reads_is_evicted_even_once_the_room_falls_silent() {
 
 #[test]
 fn a_peer_that_reads_slowly_is_kept_and_gets_everything_in_order() {
-    let _load = flooding();
+    // Alone: on two loaded cores, tests next door can starve this reader
+    // until it looks stalled (it was evicted once at eight test threads).
+    let _alone = load::alone();
     // A peer that reads, just slower than a flood arrives, falls far behind
     // (its queue goes well over the soft bound, 8 MiB) but keeps making
     // progress: it must stay and get every line, in order.
@@ -513,7 +498,6 @@ fn a_line_over_64_kib_is_not_relayed_and_its_sender_is_told_and_closed() {
 
 #[test]
 fn twenty_peers_two_hundred_lines_each_arrive_in_order_exactly_once() {
-    let _load = flooding();
     const PEERS: usize = 20;
     const LINES: usize = 200;
     let (mut server, addr) = room(&["--max-peers", "20"]);
@@ -960,7 +944,6 @@ fn out_of_descriptors_the_room_backs_off_says_it_once_and_recovers() {
 
 #[test]
 fn a_flooder_is_slowed_and_readers_that_keep_reading_are_never_evicted() {
-    let _load = flooding();
     let (mut server, addr) = room(&["--linger", "0.5"]);
     // Readers that read as fast as they can: two plain sockets and a duplex
     // client whose stdout is read as fast as it comes.
@@ -1101,7 +1084,7 @@ fn a_flooder_is_slowed_and_readers_that_keep_reading_are_never_evicted() {
 
 #[test]
 fn an_evicted_peer_gets_its_notice_last_at_a_line_boundary() {
-    let _alone = timing();
+    let _alone = load::alone();
     let (mut server, addr) = room(&["--linger", "0.5"]);
     let (slow, slow_label, mut reader, mut flooder) =
         never_reader_reader_flooder(&mut server, addr);

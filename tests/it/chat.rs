@@ -2,7 +2,7 @@
 //! from either side, drain after goodbye, linger and idle timeouts, closed
 //! stdout, byte-exact data.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener};
@@ -566,6 +566,7 @@ fn chat_idle_timeout_closes_without_lingering() {
 /// exit 0 within a second, whatever `--linger` says (issue 8).
 #[test]
 fn chat_closed_stdout_exits_within_a_second_under_a_flood() {
+    let _alone = crate::support::load::alone();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let mut client = duplex()

@@ -7,19 +7,16 @@
 //! as it streams in, so a lost, repeated or reordered block is caught without
 //! keeping 64 MiB in memory, and cheaply even in a debug build.
 
-mod support;
+use crate::support;
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
 
 use support::{
-    DEADLINE, accept_raw, connect, connect_raw, duplex, expect_eof_after, free_port, read_to_eof,
+    Proc, accept_raw, connect, connect_raw, duplex, expect_eof_after, free_port, read_to_eof,
     read_until, require_openbsd_nc, send_raw, serve, show,
 };
 
@@ -182,116 +179,15 @@ impl Drop for Scratch {
     }
 }
 
-/// A child whose stdin and stdout are files; killed and reaped on drop.
-struct FileProc {
-    name: String,
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stderr: Option<thread::JoinHandle<String>>,
-}
-
-impl FileProc {
-    #[track_caller]
-    fn spawn(program: &str, args: &[&str], stdin: Option<&Path>, stdout: &Path) -> FileProc {
-        let name = format!("{program} {}", args.join(" "));
-        let stdin = match stdin {
-            Some(path) => Stdio::from(File::open(path).expect("open stdin file")),
-            None => Stdio::null(),
-        };
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(stdin)
-            .stdout(Stdio::from(
-                File::create(stdout).expect("create stdout file"),
-            ))
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("could not spawn `{name}`: {e}"));
-        let pipe = child.stderr.take().expect("stderr is piped");
-        let (tx, lines) = mpsc::channel();
-        let stderr = thread::spawn(move || {
-            let mut all = String::new();
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                all.push_str(&line);
-                all.push('\n');
-                let _ = tx.send(line);
-            }
-            all
-        });
-        FileProc {
-            name,
-            child,
-            lines,
-            stderr: Some(stderr),
-        }
+/// `program args < stdin > stdout` (stdin `/dev/null` without a file), on
+/// the harness: killed and reaped on drop, its stderr shown on failure.
+fn file_proc(program: &str, args: &[&str], stdin: Option<&Path>, stdout: &Path) -> Proc {
+    let cmd = support::program(program).args(args).stdout_file(stdout);
+    match stdin {
+        Some(path) => cmd.stdin_file(path),
+        None => cmd.stdin_null(),
     }
-
-    #[track_caller]
-    fn wait_for_listening(&self) -> SocketAddr {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("`{}` never printed `listening on`", self.name));
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                return addr.trim().parse().expect("listening on <socket address>");
-            }
-        }
-    }
-
-    /// Waits (under the deadline) for the exit status.
-    #[track_caller]
-    fn wait(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                let stderr = self.stderr();
-                panic!("`{}` did not exit within {DEADLINE:?}: {stderr}", self.name);
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    #[track_caller]
-    fn assert_exit(&mut self, code: i32) {
-        let status = self.wait();
-        if status.code() == Some(code) {
-            return;
-        }
-        let stderr = self.stderr();
-        assert_eq!(
-            status.code(),
-            Some(code),
-            "`{}` exited {status}, expected {code}; stderr:\n{stderr}",
-            self.name
-        );
-    }
-
-    fn stderr(&mut self) -> String {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        self.stderr
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for FileProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    .spawn()
 }
 
 fn bin() -> &'static str {
@@ -457,12 +353,12 @@ fn raw_peer_eof_first_we_keep_sending() {
 fn file_receiver(
     name: &str,
     size: usize,
-) -> (Scratch, PathBuf, PathBuf, Pattern, FileProc, SocketAddr) {
+) -> (Scratch, PathBuf, PathBuf, Pattern, Proc, SocketAddr) {
     let dir = Scratch::new(name);
     let (input, output) = (dir.path("in"), dir.path("out"));
     let pattern = Pattern::new(size);
     pattern.write_file(&input);
-    let server = FileProc::spawn(
+    let mut server = file_proc(
         bin(),
         &["serve", "--once", "--raw", "-b", "127.0.0.1", "0"],
         None,
@@ -478,7 +374,7 @@ fn raw_serve_with_dev_null_stdin_receives_a_whole_file() {
     // duplex serve --once --raw 0 < /dev/null > out
     let (dir, input, output, pattern, mut server, addr) = file_receiver("file", 16 * MIB + 12_345);
     let client_out = dir.path("client-out");
-    let mut client = FileProc::spawn(
+    let mut client = file_proc(
         bin(),
         &[
             "connect",
@@ -505,7 +401,7 @@ fn raw_interop_nc_sends_a_file_to_duplex_serve() {
     }
     let (dir, input, output, pattern, mut server, addr) = file_receiver("nc-to-serve", 8 * MIB + 7);
     // -N: half-close at EOF of the file.
-    let mut nc = FileProc::spawn(
+    let mut nc = file_proc(
         "nc",
         &["-N", "127.0.0.1", &addr.port().to_string()],
         Some(&input),
@@ -530,7 +426,7 @@ fn raw_interop_duplex_connect_to_nc_listener_both_ways() {
     // nc cannot report a port it picked: take a free one and poll
     // /proc/net/tcp for its listener. -N: nc sends FIN at its EOF.
     let port = free_port();
-    let mut nc = FileProc::spawn(
+    let mut nc = file_proc(
         "nc",
         &["-N", "-l", "127.0.0.1", &port.to_string()],
         Some(&dir.path("to-duplex")),
@@ -550,7 +446,7 @@ fn raw_interop_duplex_connect_to_nc_listener_both_ways() {
         len = 6 * MIB + 1,
         bin = bin(),
     );
-    let mut client = FileProc::spawn("sh", &["-c", &feed], None, &out);
+    let mut client = file_proc("sh", &["-c", &feed], None, &out);
     client.assert_exit(0);
     nc.assert_exit(0);
     to_nc.check_file(&dir.path("nc-out"), "what nc received");

@@ -12,140 +12,29 @@
 //! Without tmux those tests say `SKIPPED: ... needs tmux` and pass, unless
 //! `DUPLEX_REQUIRE_PEERS=1`, where they fail.
 
-mod support;
-
 use duplex::progress::{Traffic, Watch, Watcher};
 use duplex::{Console, ConversationOptions, Input, Mode, conversation};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::support::{
+    self, DEADLINE, TempFile, Tmux, accept_raw, duplex, fnv1a, noise_without_newline,
+};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
-use support::{DEADLINE, TempFile, accept_raw, duplex, fnv1a, noise_without_newline};
 
 const DUPLEX: &str = env!("CARGO_BIN_EXE_duplex");
 const MIB: usize = 1024 * 1024;
 const POLL: Duration = Duration::from_millis(50);
 
-// ---------------------------------------------------------------------------
-// tmux (as in tests/view.rs)
-
-/// One tmux server of our own, with one pane running a plain shell.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start() -> Option<Tmux> {
-        if Command::new("tmux").arg("-V").output().is_err() {
-            support::skip("needs tmux (apt-get install tmux)");
-            return None;
-        }
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let socket = format!(
-            "duplex-progress-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let tmux = Tmux { socket };
-        tmux.run(&[
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-x",
-            "160",
-            "-y",
-            "30",
-            "env",
-            "PS1=shell$ ",
-            "TERM=screen",
-            "bash",
-            "--norc",
-            "--noprofile",
-        ]);
-        tmux.wait_for("the shell prompt", |screen| screen.contains("shell$"));
-        Some(tmux)
-    }
-
-    #[track_caller]
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        let output = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("tmux {args:?}: {e}"));
-        assert!(
-            output.status.success(),
-            "tmux {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output
-    }
-
-    /// Types a shell command line and runs it.
-    fn shell(&self, line: &str) {
-        self.run(&["send-keys", "-l", line]);
-        self.run(&["send-keys", "Enter"]);
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p"]).stdout).into_owned()
-    }
-
-    #[track_caller]
-    fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let screen = self.screen();
-            if ready(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {DEADLINE:?} waiting for {what}; the screen:\n{screen}"
-            );
-            thread::sleep(POLL);
-        }
-    }
-
-    /// Waits for the shell's `exit=N` line; returns the screen then.
-    #[track_caller]
-    fn wait_exit(&self, code: i32) -> String {
-        let screen = self.wait_for("`exit=N`", |s| support::shell_exit(s).is_some());
-        assert_eq!(support::shell_exit(&screen), Some(code), "{screen}");
-        screen
-    }
-
-    /// Runs `duplex connect --raw EXTRA 127.0.0.1 PORT < FILE` in the pane,
-    /// stdout to /dev/null.
-    fn send(&self, port: u16, extra: &str, file: &TempFile) {
-        self.shell(&format!(
-            "{DUPLEX} connect --raw {extra} 127.0.0.1 {port} < {} > /dev/null; echo exit=$?",
-            file.0.display()
-        ));
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        if thread::panicking()
-            && let Ok(out) = Command::new("tmux")
-                .args(["-L", &self.socket, "capture-pane", "-p"])
-                .output()
-        {
-            let screen = String::from_utf8_lossy(&out.stdout);
-            let _ = writeln!(std::io::stderr(), "--- screen ---\n{screen}");
-        }
-        let _ = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .output();
-    }
+/// Runs `duplex connect --raw EXTRA 127.0.0.1 PORT < FILE` in the pane,
+/// stdout to /dev/null.
+fn send(tmux: &Tmux, port: u16, extra: &str, file: &TempFile) {
+    tmux.shell(&format!(
+        "{DUPLEX} connect --raw {extra} 127.0.0.1 {port} < {} > /dev/null; echo exit=$?",
+        file.0.display()
+    ));
 }
 
 /// The live line on `screen`, if one is drawn: `[===>   ]  48%  sent …`.
@@ -189,7 +78,7 @@ fn the_live_line_appears_updates_and_is_erased_at_the_end() {
     let Some(tmux) = Tmux::start() else { return };
     let file = big_file("live.bin");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    tmux.send(listener.local_addr().unwrap().port(), "", &file);
+    send(&tmux, listener.local_addr().unwrap().port(), "", &file);
     let mut peer = accept_raw(&listener);
     // The peer has read nothing: duplex fills the socket buffers and waits.
     let first = tmux.wait_for("the live line", |s| live_line(s).is_some());
@@ -240,7 +129,7 @@ fn the_live_line_appears_updates_and_is_erased_at_the_end() {
 /// screen, with `exit=0` on it.
 fn send_without_line(tmux: &Tmux, extra: &str, file: &TempFile) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    tmux.send(listener.local_addr().unwrap().port(), extra, file);
+    send(tmux, listener.local_addr().unwrap().port(), extra, file);
     let mut peer = accept_raw(&listener);
     let watch_until = Instant::now() + Duration::from_secs(1);
     while Instant::now() < watch_until {
@@ -288,7 +177,12 @@ fn ctrl_c_and_errors_erase_the_line() {
 
     // Ctrl-C while the peer reads nothing: drained for --linger, then 130.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    tmux.send(listener.local_addr().unwrap().port(), "--linger 0.3", &file);
+    send(
+        &tmux,
+        listener.local_addr().unwrap().port(),
+        "--linger 0.3",
+        &file,
+    );
     let peer = accept_raw(&listener);
     tmux.wait_for("the live line", |s| live_line(s).is_some());
     tmux.run(&["send-keys", "C-c"]);
@@ -309,7 +203,7 @@ fn ctrl_c_and_errors_erase_the_line() {
     tmux.run(&["send-keys", "clear", "Enter"]);
     tmux.wait_for("a clear screen", |s| !s.contains("exit="));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    tmux.send(listener.local_addr().unwrap().port(), "", &file);
+    send(&tmux, listener.local_addr().unwrap().port(), "", &file);
     let mut peer = accept_raw(&listener);
     tmux.wait_for("the live line", |s| live_line(s).is_some());
     read_some(&mut peer, MIB);

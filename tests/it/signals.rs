@@ -1,7 +1,7 @@
 //! Ctrl-C / SIGTERM (SPEC "Endings and exit codes"): exit 130 after a
 //! graceful close — the peer reads a clean EOF, never a reset.
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};

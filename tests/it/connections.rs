@@ -10,7 +10,7 @@
 //! Without root or `ip`/`nft` the tests skip loudly (and fail under
 //! `DUPLEX_REQUIRE_PEERS=1`).
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -617,11 +617,7 @@ fn families_choose_localhost_s_address() {
         .stdin_null()
         .spawn();
     wrong.assert_exit(1);
-    assert!(
-        wrong.stderr().contains("connection refused"),
-        "{}",
-        wrong.stderr()
-    );
+    wrong.assert_stderr_contains("connection refused");
     assert!(!wrong.stderr().contains("::1"), "{}", wrong.stderr());
 
     for (server, at, flag) in [(&mut v6, at6, "-6"), (&mut v4, at4, "-4")] {
@@ -655,6 +651,10 @@ fn dash_six_on_the_ipv6_wildcard_takes_no_ipv4_peers() {
     send_raw(&mut peer, b"hello\n\n");
     both.wait_for_stdout(b"hello\n");
     both.close_stdin();
+    // Its goodbye heard, the server half-closes; close ours then, rather
+    // than have it sit out its 5 s --linger waiting for our EOF.
+    expect_eof_after(&mut peer, b"");
+    drop(peer);
     both.assert_exit(0);
     only6.kill();
 }

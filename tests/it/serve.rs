@@ -2,7 +2,7 @@
 //! next peer waiting in the backlog, stdin belonging to the whole process,
 //! exit after stdin EOF, --recv-only, a vanished peer, IPv6 loopback.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::Shutdown;

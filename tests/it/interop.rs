@@ -3,7 +3,7 @@
 //! Skipped loudly when a peer is missing; `DUPLEX_REQUIRE_PEERS=1` turns a
 //! missing peer into a failure.
 
-mod support;
+use crate::support;
 
 use support::{
     connect, free_port, program, require_openbsd_nc, require_peer, serve, wait_tcp_listen,

@@ -4,7 +4,7 @@
 //! leaf certificates with `openssl req`/`x509`. Skipped loudly when a peer
 //! is missing; `DUPLEX_REQUIRE_PEERS=1` turns that into a failure.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

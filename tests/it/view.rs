@@ -12,15 +12,15 @@
 //! Without tmux these tests say `SKIPPED: ... needs tmux` on stderr and pass,
 //! unless `DUPLEX_REQUIRE_PEERS=1`, where they fail.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Output;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::support::{self, Proc, Tmux};
 
 const DUPLEX: &str = env!("CARGO_BIN_EXE_duplex");
 
@@ -31,107 +31,9 @@ const DEADLINE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(50);
 
 // ---------------------------------------------------------------------------
-// tmux
-
-/// One tmux server of our own, with one 100x30 pane running a plain shell.
-struct Tmux {
-    socket: String,
-}
+// The view in tmux
 
 impl Tmux {
-    /// Starts the server, or returns `None` (having said why) without tmux.
-    fn start() -> Option<Tmux> {
-        if Command::new("tmux").arg("-V").output().is_err() {
-            let test = thread::current().name().unwrap_or("view test").to_owned();
-            assert!(
-                std::env::var("DUPLEX_REQUIRE_PEERS").as_deref() != Ok("1"),
-                "{test}: needs tmux (DUPLEX_REQUIRE_PEERS=1, so this is a failure)"
-            );
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: {test} needs tmux (apt-get install tmux)"
-            );
-            return None;
-        }
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let socket = format!(
-            "duplex-view-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let tmux = Tmux { socket };
-        tmux.run(&[
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-x",
-            "160",
-            "-y",
-            "30",
-            "env",
-            "PS1=shell$ ",
-            "bash",
-            "--norc",
-            "--noprofile",
-        ]);
-        tmux.wait_for("the shell prompt", |screen| screen.contains("shell$"));
-        Some(tmux)
-    }
-
-    #[track_caller]
-    fn run(&self, args: &[&str]) -> Output {
-        let output = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("tmux {args:?}: {e}"));
-        assert!(
-            output.status.success(),
-            "tmux {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output
-    }
-
-    /// Types `text` literally.
-    fn type_text(&self, text: &str) {
-        self.run(&["send-keys", "-l", text]);
-    }
-
-    /// Presses keys by tmux name (`Enter`, `C-d`, `C-c`).
-    fn press(&self, key: &str) {
-        self.run(&["send-keys", key]);
-    }
-
-    /// Types a shell command line and runs it.
-    fn shell(&self, line: &str) {
-        self.type_text(line);
-        self.press("Enter");
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p"]).stdout).into_owned()
-    }
-
-    /// Polls the screen until `ready` holds; returns that screen.
-    #[track_caller]
-    fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let screen = self.screen();
-            if ready(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {DEADLINE:?} waiting for {what}; the screen:\n{screen}"
-            );
-            thread::sleep(POLL);
-        }
-    }
-
     /// Waits for the shell to report duplex's exit code, then checks that
     /// the terminal was left sane (echo and canonical mode on).
     #[track_caller]
@@ -166,26 +68,6 @@ impl Tmux {
     }
 }
 
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            // Not `self.screen()`: a second panic here would abort the run.
-            if let Ok(out) = Command::new("tmux")
-                .args(["-L", &self.socket, "capture-pane", "-p"])
-                .output()
-            {
-                let screen = String::from_utf8_lossy(&out.stdout);
-                let _ = writeln!(std::io::stderr(), "--- screen ---\n{screen}");
-            }
-        }
-        let _ = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .output();
-    }
-}
-
 /// The last non-blank line on screen, if it is the view's prompt (`> ...`,
 /// indented under `--timestamps`).
 fn prompt_line(screen: &str) -> Option<&str> {
@@ -198,115 +80,11 @@ fn prompt_line(screen: &str) -> Option<&str> {
 }
 
 // ---------------------------------------------------------------------------
-// The peer: `duplex serve --once` with pipes
+// The peer: `duplex serve --once` with pipes, on the harness
 
-struct Server {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<String>>,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start() -> Server {
-        let mut child = Command::new(DUPLEX)
-            .args(["serve", "--once", "-b", "127.0.0.1", "0"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn duplex serve");
-        let stdin = child.stdin.take();
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut out_pipe = child.stdout.take().expect("stdout is piped");
-        let err_pipe = child.stderr.take().expect("stderr is piped");
-        let out = Arc::clone(&stdout);
-        thread::Builder::new()
-            .name("test-server-stdout".into())
-            .spawn(move || {
-                let mut buf = [0; 4096];
-                while let Ok(n @ 1..) = out_pipe.read(&mut buf) {
-                    out.lock()
-                        .expect("stdout buffer")
-                        .extend_from_slice(&buf[..n]);
-                }
-            })
-            .expect("spawn stdout reader");
-        let (addr_tx, addr_rx) = crossbeam_channel::bounded(1);
-        let err = Arc::clone(&stderr);
-        thread::Builder::new()
-            .name("test-server-stderr".into())
-            .spawn(move || {
-                for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
-                    if let Some(addr) = line.strip_prefix("listening on ") {
-                        let _ = addr_tx.send(addr.trim().to_owned());
-                    }
-                    let mut err = err.lock().expect("stderr buffer");
-                    err.push_str(&line);
-                    err.push('\n');
-                }
-            })
-            .expect("spawn stderr reader");
-        let addr = addr_rx
-            .recv_timeout(DEADLINE)
-            .expect("`listening on` from duplex serve")
-            .parse()
-            .expect("a socket address after `listening on`");
-        Server {
-            child,
-            stdin,
-            stdout,
-            stderr,
-            addr,
-        }
-    }
-
-    fn say(&mut self, bytes: &[u8]) {
-        let stdin = self.stdin.as_mut().expect("server stdin is open");
-        stdin.write_all(bytes).expect("write to server stdin");
-        stdin.flush().expect("flush server stdin");
-    }
-
-    fn heard(&self) -> Vec<u8> {
-        self.stdout.lock().expect("stdout buffer").clone()
-    }
-
-    #[track_caller]
-    fn wait_heard(&self, expected: &[u8]) {
-        let deadline = Instant::now() + DEADLINE;
-        while self.heard() != expected {
-            assert!(
-                Instant::now() < deadline,
-                "the server heard {:?}, expected {:?}; its stderr:\n{}",
-                String::from_utf8_lossy(&self.heard()),
-                String::from_utf8_lossy(expected),
-                self.stderr.lock().expect("stderr buffer")
-            );
-            thread::sleep(POLL);
-        }
-    }
-
-    #[track_caller]
-    fn wait_exit(&mut self) -> i32 {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(Instant::now() < deadline, "duplex serve did not exit");
-            thread::sleep(POLL);
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Our own child only, by handle.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `duplex serve --once` on loopback, the view's peer.
+fn server() -> (Proc, SocketAddr) {
+    support::serve(&["--once"])
 }
 
 // ---------------------------------------------------------------------------
@@ -315,15 +93,19 @@ impl Drop for Server {
 #[test]
 fn incoming_lines_appear_above_the_half_typed_prompt() {
     let Some(tmux) = Tmux::start() else { return };
-    let mut server = Server::start();
-    tmux.connect(server.addr, "");
+    let (mut server, addr) = server();
+    tmux.connect(addr, "");
 
     tmux.type_text("half typed");
     tmux.wait_for("the half-typed text", |s| {
         prompt_line(s) == Some("> half typed")
     });
-    server.say(b"one\ntwo\nthree\n");
-    let screen = tmux.wait_for("three incoming lines", |s| s.contains("< three"));
+    server.write(b"one\ntwo\nthree\n");
+    // The lines are printed, then the prompt is drawn again below them:
+    // wait for both, not for a screen caught in between.
+    let screen = tmux.wait_for("three incoming lines above the prompt", |s| {
+        s.contains("< three") && prompt_line(s) == Some("> half typed")
+    });
 
     let lines: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
     let at = |needle: &str| {
@@ -341,49 +123,49 @@ fn incoming_lines_appear_above_the_half_typed_prompt() {
 
     tmux.type_text(" and done");
     tmux.press("Enter");
-    server.wait_heard(b"half typed and done\n");
+    server.wait_for_stdout_exactly(b"half typed and done\n");
 
     // Enter on an empty prompt: the empty-line goodbye.
     tmux.press("Enter");
     tmux.assert_exit_and_sane_terminal(0);
-    assert_eq!(server.wait_exit(), 0);
+    server.assert_exit(0);
     // The goodbye line itself is not shown (SPEC, "Hearing goodbye").
-    assert_eq!(server.heard(), b"half typed and done\n");
+    server.assert_stdout(b"half typed and done\n");
 }
 
 #[test]
 fn ctrl_d_on_an_empty_prompt_ends_the_conversation() {
     let Some(tmux) = Tmux::start() else { return };
-    let mut server = Server::start();
-    tmux.connect(server.addr, "--color never");
+    let (mut server, addr) = server();
+    tmux.connect(addr, "--color never");
     tmux.shell_line_into_view("hello");
-    server.wait_heard(b"hello\n");
+    server.wait_for_stdout_exactly(b"hello\n");
     tmux.press("C-d");
     tmux.assert_exit_and_sane_terminal(0);
-    assert_eq!(server.wait_exit(), 0);
-    assert_eq!(server.heard(), b"hello\n");
+    server.assert_exit(0);
+    server.assert_stdout(b"hello\n");
 }
 
 #[test]
 fn ctrl_c_in_the_view_exits_130_and_restores_the_terminal() {
     let Some(tmux) = Tmux::start() else { return };
-    let server = Server::start();
-    tmux.connect(server.addr, "--linger 0.5");
+    let (server, addr) = server();
+    tmux.connect(addr, "--linger 0.5");
     tmux.type_text("never sent");
     tmux.wait_for("the half-typed text", |s| {
         prompt_line(s) == Some("> never sent")
     });
     tmux.press("C-c");
     tmux.assert_exit_and_sane_terminal(130);
-    assert_eq!(server.heard(), b"");
+    server.assert_stdout(b"");
 }
 
 #[test]
 fn timestamps_and_status_lines_show_in_the_view() {
     let Some(tmux) = Tmux::start() else { return };
-    let mut server = Server::start();
-    tmux.connect(server.addr, "--timestamps");
-    server.say("tick\n\x1b[31mred?\n\u{202e}rtl \u{9b}2J\tend\n".as_bytes());
+    let (mut server, addr) = server();
+    tmux.connect(addr, "--timestamps");
+    server.write("tick\n\x1b[31mred?\n\u{202e}rtl \u{9b}2J\tend\n".as_bytes());
     let screen = tmux.wait_for("three stamped lines", |s| s.contains("end"));
     let stamped = |line: &str| {
         let b = line.as_bytes();
@@ -399,7 +181,7 @@ fn timestamps_and_status_lines_show_in_the_view() {
     // spaces to the next multiple of 8 columns of the peer's text.
     assert!(screen.contains("< <U+202E>rtl <U+009B>2J  end"), "{screen}");
     // The server's goodbye ends it; the status line says so in the view.
-    server.say(b"\n");
+    server.write(b"\n");
     tmux.assert_exit_and_sane_terminal(0);
     assert!(
         tmux.screen().contains("ended: peer said goodbye"),
@@ -422,8 +204,8 @@ impl Tmux {
 #[test]
 fn line_editing_keys_and_history_work() {
     let Some(tmux) = Tmux::start() else { return };
-    let mut server = Server::start();
-    tmux.connect(server.addr, "");
+    let (mut server, addr) = server();
+    tmux.connect(addr, "");
     tmux.type_text("abc def");
     tmux.press("C-w");
     tmux.type_text("x");
@@ -433,55 +215,45 @@ fn line_editing_keys_and_history_work() {
     tmux.type_text(">");
     tmux.wait_for("the edited line", |s| prompt_line(s) == Some("> <abc x>"));
     tmux.press("Enter");
-    server.wait_heard(b"<abc x>\n");
+    server.wait_for_stdout_exactly(b"<abc x>\n");
     // Up recalls the line; Ctrl-U cuts it all.
     tmux.press("Up");
     tmux.wait_for("the recalled line", |s| prompt_line(s) == Some("> <abc x>"));
     tmux.press("C-u");
     tmux.wait_for("an empty prompt", |s| prompt_line(s) == Some(">"));
     tmux.shell_line_into_view("y");
-    server.wait_heard(b"<abc x>\ny\n");
-    server.stdin = None;
+    server.wait_for_stdout_exactly(b"<abc x>\ny\n");
+    server.close_stdin();
     tmux.assert_exit_and_sane_terminal(0);
 }
 
 #[test]
 fn piped_output_is_byte_exact_even_with_color_always() {
-    let mut server = Server::start();
+    let (mut server, addr) = server();
     let data: &[u8] =
         b"plain\n\x1b[31mescape\r\n\xff\xfe invalid\n\x00nul\ttab\nno newline at the end";
-    let mut client = Command::new(DUPLEX)
-        .args(["connect", "--color", "always", "--timestamps"])
-        .arg(server.addr.ip().to_string())
-        .arg(server.addr.port().to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn duplex connect");
-    server.say(data);
+    let mut client = support::connect(addr, &["--color", "always", "--timestamps"]);
+    server.write(data);
     // The server's end of input is its goodbye: the client ends too.
-    server.stdin = None;
-    let mut out = Vec::new();
-    client
-        .stdout
-        .take()
-        .expect("stdout is piped")
-        .read_to_end(&mut out)
-        .expect("read the client's stdout");
-    let status = client.wait().expect("wait for duplex connect");
-    assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(data));
-    assert_eq!(out, data);
-    assert!(status.success(), "{status:?}");
+    server.close_stdin();
+    client.assert_exit(0);
+    assert_eq!(
+        String::from_utf8_lossy(&client.stdout()),
+        String::from_utf8_lossy(data)
+    );
+    client.assert_stdout(data);
 }
 
 #[test]
 fn generate_prints_a_man_page_and_completions() {
     let run = |args: &[&str]| {
-        Command::new(DUPLEX)
-            .args(args)
-            .output()
-            .expect("run duplex")
+        let mut run = support::duplex().args(args).stdin_null().spawn();
+        let status = run.finish();
+        Output {
+            status,
+            stdout: run.stdout(),
+            stderr: run.stderr().into_bytes(),
+        }
     };
     let man = run(&["--generate", "man"]);
     assert!(man.status.success());
@@ -523,12 +295,12 @@ fn exited(pid: &str) -> bool {
 #[test]
 fn a_terminal_that_hangs_up_ends_the_view_and_the_process() {
     let Some(tmux) = Tmux::start() else { return };
-    let mut server = Server::start();
+    let (mut server, addr) = server();
     // `exec`, so that the pane's process is duplex itself.
     tmux.shell(&format!(
         "exec {DUPLEX} connect --color never {} {}",
-        server.addr.ip(),
-        server.addr.port()
+        addr.ip(),
+        addr.port()
     ));
     tmux.wait_for("the view's prompt after `connected to`", |s| {
         s.contains("-- connected to") && prompt_line(s).is_some()
@@ -536,10 +308,10 @@ fn a_terminal_that_hangs_up_ends_the_view_and_the_process() {
     let pid = String::from_utf8_lossy(&tmux.run(&["display", "-p", "#{pane_pid}"]).stdout)
         .trim()
         .to_owned();
-    server.say(b"a line for a terminal that is about to go\n");
+    server.write(b"a line for a terminal that is about to go\n");
     tmux.run(&["kill-server"]);
     // The hang-up ends the conversation gracefully: the server sees our EOF.
-    assert_eq!(server.wait_exit(), 0);
+    server.assert_exit(0);
     let deadline = Instant::now() + DEADLINE;
     while !exited(&pid) {
         assert!(
@@ -550,33 +322,10 @@ fn a_terminal_that_hangs_up_ends_the_view_and_the_process() {
     }
 }
 
-/// `duplex serve --room` on loopback with its stdin open; returns it and the
-/// address it listens on.
-fn room_server() -> (Child, SocketAddr) {
-    let mut child = Command::new(DUPLEX)
-        .args(["serve", "--room", "--linger", "0.5", "-b", "127.0.0.1", "0"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the room");
-    let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
-    let mut line = String::new();
-    stderr.read_line(&mut line).expect("the listening line");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("not a listening line: {line:?}"));
-    // The rest of stderr is drained, so the room never blocks on it.
-    thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    (child, addr)
-}
-
 #[test]
 fn a_room_in_the_view_colours_peers_in_join_order_and_dims_notices() {
     let Some(tmux) = Tmux::start() else { return };
-    let (mut room, addr) = room_server();
+    let (mut room, addr) = support::serve(&["--room", "--linger", "0.5"]);
     let alice = std::net::TcpStream::connect(addr).expect("alice connects");
     alice
         .set_read_timeout(Some(DEADLINE))
@@ -628,10 +377,9 @@ fn a_room_in_the_view_colours_peers_in_join_order_and_dims_notices() {
 
     tmux.press("C-d");
     tmux.assert_exit_and_sane_terminal(0);
-    drop(room.stdin.take());
+    room.close_stdin();
     drop((alice, heard));
-    let status = room.wait().expect("the room exits");
-    assert_eq!(status.code(), Some(0));
+    room.assert_exit(0);
 }
 
 // ---------------------------------------------------------------------------
@@ -722,8 +470,8 @@ impl Tmux {
 #[test]
 fn tabs_are_sent_typed_text_keeps_the_terminal_colour_and_lines_are_not_padded() {
     let Some(tmux) = Tmux::start() else { return };
-    let mut server = Server::start();
-    tmux.connect(server.addr, "--color always");
+    let (mut server, addr) = server();
+    tmux.connect(addr, "--color always");
     tmux.type_text("a\tb");
     tmux.wait_for("the typed tab", |s| {
         prompt_line(s).is_some_and(|l| l.starts_with("> a") && l.ends_with('b'))
@@ -736,9 +484,9 @@ fn tabs_are_sent_typed_text_keeps_the_terminal_colour_and_lines_are_not_padded()
         "typed text forced to white: {escaped:?}"
     );
     tmux.press("Enter");
-    server.wait_heard(b"a\tb\n");
+    server.wait_for_stdout_exactly(b"a\tb\n");
 
-    server.say(b"first\nsecond\nthird\n");
+    server.write(b"first\nsecond\nthird\n");
     tmux.wait_for("the peer's lines", |s| s.contains("< third"));
     // Printed lines end where their text ends: after a resize to a third of
     // the width they are still one row each, not padded rows reflowed into
@@ -758,18 +506,18 @@ fn tabs_are_sent_typed_text_keeps_the_terminal_colour_and_lines_are_not_padded()
     assert_eq!(at("< third"), at("< second") + 1, "{screen}");
     tmux.press("Enter");
     tmux.assert_exit_and_sane_terminal(0);
-    assert_eq!(server.wait_exit(), 0);
+    server.assert_exit(0);
 }
 
 #[test]
 fn a_paste_with_blank_lines_sends_its_other_lines_and_says_so_once() {
     let Some(tmux) = Tmux::start() else { return };
-    let mut server = Server::start();
-    tmux.connect(server.addr, "--color never");
+    let (mut server, addr) = server();
+    tmux.connect(addr, "--color never");
     tmux.run(&["set-buffer", "--", "one\n\ntwo\n\n\nthr"]);
     // -p: as a bracketed paste, which the view asked the terminal for.
     tmux.run(&["paste-buffer", "-p"]);
-    server.wait_heard(b"one\ntwo\n");
+    server.wait_for_stdout_exactly(b"one\ntwo\n");
     let screen = tmux.wait_for("the rest of the paste at the prompt", |s| {
         prompt_line(s) == Some("> thr")
     });
@@ -788,14 +536,14 @@ fn a_paste_with_blank_lines_sends_its_other_lines_and_says_so_once() {
     );
     tmux.type_text("ee");
     tmux.press("Enter");
-    server.wait_heard(b"one\ntwo\nthree\n");
+    server.wait_for_stdout_exactly(b"one\ntwo\nthree\n");
     // Still talking: the blank lines were no goodbye.
-    server.say(b"still here\n");
+    server.write(b"still here\n");
     tmux.wait_for("the server's line", |s| s.contains("< still here"));
     tmux.press("Enter");
     tmux.assert_exit_and_sane_terminal(0);
-    assert_eq!(server.wait_exit(), 0);
-    assert_eq!(server.heard(), b"one\ntwo\nthree\n");
+    server.assert_exit(0);
+    server.assert_stdout(b"one\ntwo\nthree\n");
 }
 
 #[test]
@@ -854,18 +602,18 @@ fn a_first_ctrl_c_stops_input_and_says_so_and_a_second_quits() {
 #[test]
 fn ctrl_z_never_empties_the_line() {
     let Some(tmux) = Tmux::start() else { return };
-    let mut server = Server::start();
-    tmux.connect(server.addr, "--color never");
+    let (mut server, addr) = server();
+    tmux.connect(addr, "--color never");
     tmux.type_text("xyz");
     tmux.wait_for("the typed text", |s| prompt_line(s) == Some("> xyz"));
     tmux.press("C-z");
     tmux.type_text("!");
     tmux.wait_for("the line, kept", |s| prompt_line(s) == Some("> xyz!"));
     tmux.press("Enter");
-    server.wait_heard(b"xyz!\n");
+    server.wait_for_stdout_exactly(b"xyz!\n");
     tmux.press("C-d");
     tmux.assert_exit_and_sane_terminal(0);
-    assert_eq!(server.wait_exit(), 0);
+    server.assert_exit(0);
 }
 
 #[test]
@@ -911,24 +659,24 @@ fn lines_typed_while_nobody_is_connected_are_marked_waiting() {
 #[test]
 fn the_view_draws_on_the_terminal_when_stderr_is_redirected() {
     let Some(tmux) = Tmux::start() else { return };
-    let mut server = Server::start();
+    let (mut server, addr) = server();
     let log = std::env::temp_dir().join(format!("duplex-view-stderr-{}.log", std::process::id()));
     tmux.shell(&format!(
         "{DUPLEX} connect --color never {} {} 2>{}; echo exit=$?",
-        server.addr.ip(),
-        server.addr.port(),
+        addr.ip(),
+        addr.port(),
         log.display()
     ));
     tmux.wait_for("the view's prompt after `connected to`", |s| {
         s.contains("-- connected to") && prompt_line(s).is_some()
     });
-    server.say(b"hi there\n");
+    server.write(b"hi there\n");
     tmux.wait_for("the peer's line", |s| s.contains("< hi there"));
     tmux.shell_line_into_view("typed");
-    server.wait_heard(b"typed\n");
+    server.wait_for_stdout_exactly(b"typed\n");
     tmux.press("Enter");
     tmux.assert_exit_and_sane_terminal(0);
-    assert_eq!(server.wait_exit(), 0);
+    server.assert_exit(0);
     let written = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
     // Status lines go to the redirected stderr too; the view does not.

@@ -10,7 +10,7 @@
 //! Without python3 or OpenBSD nc these tests say `SKIPPED` and pass, unless
 //! `DUPLEX_REQUIRE_PEERS=1`.
 
-mod support;
+use crate::support;
 
 use std::net::{Shutdown, TcpListener};
 use support::Proc;

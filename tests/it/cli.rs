@@ -2,7 +2,7 @@
 //! codes", "Bad input, and what it gets"): usage errors exit 2, bind and
 //! connect failures exit 1 with exactly one `duplex: ` line.
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 

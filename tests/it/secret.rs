@@ -4,7 +4,7 @@
 //! prompt in tmux, and a second implementation in Python
 //! (`tests/peers/secret_peer.py`) talking to duplex both ways.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -104,11 +104,7 @@ fn a_wrong_secret_fails_on_both_sides_and_the_server_goes_on() {
     let mut stranger = connect_secret(addr, "olive-tundra-marble-guess", &[]);
     stranger.write(b"let me in\n");
     stranger.assert_exit(1);
-    assert!(
-        stranger.stderr().contains("wrong secret"),
-        "{}",
-        stranger.stderr()
-    );
+    stranger.assert_stderr_contains("wrong secret");
     assert!(
         stranger.stdout().is_empty(),
         "the stranger was shown something"
@@ -144,13 +140,7 @@ fn three_wrong_secrets_in_all_stop_the_server() {
     server.assert_running();
     wrong(3);
     server.assert_exit(1);
-    assert!(
-        server
-            .stderr()
-            .contains("3 wrong secrets: stopped so that nobody can keep guessing"),
-        "{}",
-        server.stderr()
-    );
+    server.assert_stderr_contains("3 wrong secrets: stopped so that nobody can keep guessing");
     assert!(
         TcpStream::connect(addr).is_err(),
         "the server still listens after 3 wrong secrets"
@@ -211,11 +201,7 @@ fn a_plain_connect_to_a_secret_server_is_told_so() {
     let mut plain = connect(addr, &["--linger", "1"]);
     plain.write(b"hello?\n");
     plain.assert_exit(1);
-    assert!(
-        plain.stderr().contains("the server wants --secret"),
-        "{}",
-        plain.stderr()
-    );
+    plain.assert_stderr_contains("the server wants --secret");
     assert!(
         !contains(&plain.stdout(), b"duplex-secret"),
         "the handshake bytes were shown"
@@ -231,11 +217,7 @@ fn a_secret_connect_to_a_plain_server_fails_on_both_sides() {
     server.write(b"plain hello\n");
     let mut client = connect_secret(addr, WORDS, &[]);
     client.assert_exit(1);
-    assert!(
-        client.stderr().contains("the peer is not using --secret"),
-        "{}",
-        client.stderr()
-    );
+    client.assert_stderr_contains("the peer is not using --secret");
     assert!(client.stdout().is_empty());
     server.wait_for_stderr("the peer wants --secret");
     assert!(
@@ -254,13 +236,7 @@ fn a_client_does_not_wait_for_ever_for_the_handshake() {
     let mut client = connect_secret(addr, WORDS, &[]);
     client.assert_exit(1);
     let took = started.elapsed();
-    assert!(
-        client
-            .stderr()
-            .contains("handshake timed out: is the peer using --secret?"),
-        "{}",
-        client.stderr()
-    );
+    client.assert_stderr_contains("handshake timed out: is the peer using --secret?");
     assert!(
         took >= Duration::from_secs(9) && took < Duration::from_secs(15),
         "{took:?}"
@@ -278,11 +254,7 @@ fn clients_that_give_up_in_a_busy_servers_backlog_are_no_guesses() {
     let mut waiting: Vec<Proc> = (0..3).map(|_| connect_secret(addr, WORDS, &[])).collect();
     for client in &mut waiting {
         client.assert_exit(1);
-        assert!(
-            client.stderr().contains("handshake timed out"),
-            "{}",
-            client.stderr()
-        );
+        client.assert_stderr_contains("handshake timed out");
     }
     busy.close_stdin();
     busy.assert_exit(0);
@@ -445,11 +417,7 @@ fn the_relay_sees_none_of_the_words() {
 fn a_flipped_bit_is_an_error_and_nothing_of_it_is_shown() {
     let (mut server, _client, _) = through_the_relay(Tamper::FlipBit);
     server.assert_exit(1);
-    assert!(
-        server.stderr().contains("failed to open"),
-        "{}",
-        server.stderr()
-    );
+    server.assert_stderr_contains("failed to open");
     assert!(server.stdout().is_empty(), "a forged record was shown");
 }
 
@@ -457,13 +425,7 @@ fn a_flipped_bit_is_an_error_and_nothing_of_it_is_shown() {
 fn a_dropped_end_record_is_a_cut_not_an_end() {
     let (mut server, _client, _) = through_the_relay(Tamper::DropEnd);
     server.assert_exit(1);
-    assert!(
-        server
-            .stderr()
-            .contains("the connection was cut: the peer's end was not authenticated"),
-        "{}",
-        server.stderr()
-    );
+    server.assert_stderr_contains("the connection was cut: the peer's end was not authenticated");
     // Both records were whole and authentic; only the end is missing.
     server.assert_stdout(b"attack at dawn\nthe second record\n");
 }
@@ -472,11 +434,7 @@ fn a_dropped_end_record_is_a_cut_not_an_end() {
 fn a_cut_stream_is_an_error_and_the_half_record_is_not_shown() {
     let (mut server, _client, _) = through_the_relay(Tamper::Cut);
     server.assert_exit(1);
-    assert!(
-        server.stderr().contains("the connection was cut"),
-        "{}",
-        server.stderr()
-    );
+    server.assert_stderr_contains("the connection was cut");
     server.assert_stdout(b"attack at dawn\n");
 }
 
@@ -484,11 +442,7 @@ fn a_cut_stream_is_an_error_and_the_half_record_is_not_shown() {
 fn a_length_out_of_range_is_refused_as_soon_as_it_is_read() {
     let (mut server, _client, _) = through_the_relay(Tamper::HugeLength);
     server.assert_exit(1);
-    assert!(
-        server.stderr().contains("a record length out of range"),
-        "{}",
-        server.stderr()
-    );
+    server.assert_stderr_contains("a record length out of range");
     assert!(server.stdout().is_empty());
 }
 
@@ -529,11 +483,7 @@ fn secret_words_on_the_command_line_work_and_warn() {
     server.close_stdin();
     server.assert_exit(0);
     server.assert_stdout(b"ok\n");
-    assert!(
-        client.stderr().contains("process list"),
-        "{}",
-        client.stderr()
-    );
+    client.assert_stderr_contains("process list");
 }
 
 #[test]
@@ -564,7 +514,7 @@ fn a_non_utf8_secret_is_a_usage_error() {
         .args(["serve", "--secret", "0"])
         .spawn();
     p.assert_exit(2);
-    assert!(p.stderr().contains("UTF-8"), "{}", p.stderr());
+    p.assert_stderr_contains("UTF-8");
 }
 
 #[test]
@@ -603,70 +553,27 @@ fn connect_without_words_or_a_terminal_is_a_usage_error() {
         .args(["connect", "--secret", "127.0.0.1", "9"])
         .spawn();
     p.assert_exit(2);
-    assert!(p.stderr().contains("DUPLEX_SECRET"), "{}", p.stderr());
+    p.assert_stderr_contains("DUPLEX_SECRET");
 }
 
 #[test]
 fn connect_asks_for_the_words_on_the_terminal_without_echo() {
-    if !require_peer("tmux") {
-        return;
-    }
+    let Some(tmux) = Tmux::start() else { return };
     let (mut server, addr) = serve_secret(WORDS, &["--once"]);
-    let socket = format!("duplex-secret-{}", std::process::id());
-    let tmux = |args: &[&str]| {
-        Command::new("tmux")
-            .args(["-L", &socket, "-f", "/dev/null"])
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    struct Kill<'a>(&'a dyn Fn(&[&str]) -> std::process::Output);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = (self.0)(&["kill-server"]);
-        }
-    }
-    let _kill = Kill(&tmux);
-    let line = format!(
+    tmux.shell(&format!(
         "env -u DUPLEX_SECRET {} connect --secret --linger 1 {} {} </dev/null; echo exit=$?",
         env!("CARGO_BIN_EXE_duplex"),
         addr.ip(),
         addr.port()
-    );
-    assert!(
-        tmux(&[
-            "new-session",
-            "-d",
-            "-x",
-            "120",
-            "-y",
-            "20",
-            "bash",
-            "--norc",
-            "--noprofile"
-        ])
-        .status
-        .success()
-    );
-    tmux(&["send-keys", "-l", &line]);
-    tmux(&["send-keys", "Enter"]);
-    let screen = |tmux: &dyn Fn(&[&str]) -> std::process::Output| {
-        String::from_utf8_lossy(&tmux(&["capture-pane", "-p"]).stdout).into_owned()
-    };
-    let deadline = Instant::now() + DEADLINE;
-    while !screen(&tmux).lines().any(|l| l.starts_with("secret:")) {
-        assert!(Instant::now() < deadline, "no prompt:\n{}", screen(&tmux));
-        thread::sleep(Duration::from_millis(50));
-    }
-    tmux(&["send-keys", "-l", WORDS]);
-    tmux(&["send-keys", "Enter"]);
+    ));
+    tmux.wait_for("the `secret:` prompt", |s| {
+        s.lines().any(|l| l.starts_with("secret:"))
+    });
+    tmux.type_text(WORDS);
+    tmux.press("Enter");
     // stdin is /dev/null: the client says goodbye at once, by end of input.
     server.wait_for_stderr("ended");
-    while support::shell_exit(&screen(&tmux)).is_none() {
-        assert!(Instant::now() < deadline, "no exit:\n{}", screen(&tmux));
-        thread::sleep(Duration::from_millis(50));
-    }
-    let shown = screen(&tmux);
+    let shown = tmux.wait_for("`exit=CODE`", |s| support::shell_exit(s).is_some());
     assert_eq!(support::shell_exit(&shown), Some(0), "{shown}");
     assert!(!shown.contains(WORDS), "the secret was echoed:\n{shown}");
 }
@@ -781,25 +688,101 @@ fn three_wrong_secrets_close_a_room_cleanly() {
         let mut guess = connect_secret(addr, &format!("guess-{n}"), &[]);
         guess.close_stdin();
         guess.assert_exit(1);
-        assert!(
-            guess.stderr().contains("wrong secret"),
-            "{}",
-            guess.stderr()
-        );
+        guess.assert_stderr_contains("wrong secret");
         assert!(!contains(&guess.stdout(), b"you are"), "a guesser joined");
     }
     server.assert_exit(1);
-    assert!(
-        server
-            .stderr()
-            .contains("3 wrong secrets: stopped so that nobody can keep guessing"),
-        "{}",
-        server.stderr()
-    );
+    server.assert_stderr_contains("3 wrong secrets: stopped so that nobody can keep guessing");
     // The friend's conversation ends cleanly: an authenticated end.
     friend.assert_exit(0);
     assert!(
         !contains(&friend.stdout(), b"guess"),
         "the room showed a guesser"
     );
+}
+
+// ---------------------------------------------------------------------------
+// `--secret --raw` in bulk against the second implementation: megabytes both
+// ways at once, in records of whatever size Python's reads give (up to
+// 64 KiB), so the receiver's batching of many records into one read, and the
+// sender's sealing of many records into one write, are checked byte for byte
+// against a peer that is not duplex.
+
+const BULK: usize = 8 * 1024 * 1024;
+
+/// Feeds `data` to `p`'s stdin on a thread and closes it.
+fn feed(p: &mut Proc, data: &Arc<Vec<u8>>) -> thread::JoinHandle<()> {
+    let mut stdin = p.take_stdin();
+    let data = Arc::clone(data);
+    thread::spawn(move || {
+        // The peer may fail and close early: the exit codes say so.
+        let _ = stdin.write_all(&data);
+    })
+}
+
+fn check(what: &str, p: &Proc, data: &[u8]) {
+    p.wait_for_stdout_len(data.len());
+    let got = p.stdout();
+    assert_eq!(got.len(), data.len(), "{what}: length");
+    assert_eq!(
+        fnv1a(&got),
+        fnv1a(data),
+        "{what}: the bytes arrived changed"
+    );
+}
+
+#[test]
+fn python_and_duplex_serve_exchange_megabytes_both_ways() {
+    let Some(peer) = python_peer() else { return };
+    let to_duplex = Arc::new(noise_without_newline(BULK, 21));
+    let to_python = Arc::new(noise_without_newline(BULK + 12_345, 22));
+    let mut server = duplex()
+        .env("DUPLEX_SECRET", WORDS)
+        .args(["serve", "--secret", "--once", "--raw", "--linger", "1"])
+        .args(["-b", "127.0.0.1", "0"])
+        .spawn();
+    let addr = server.wait_for_listening();
+    let mut client = program("python3")
+        .env("DUPLEX_SECRET", WORDS)
+        .args([
+            peer,
+            "connect",
+            &addr.ip().to_string(),
+            &addr.port().to_string(),
+        ])
+        .spawn();
+    let feeding = [feed(&mut server, &to_python), feed(&mut client, &to_duplex)];
+    for f in feeding {
+        f.join().unwrap();
+    }
+    check("python to duplex", &server, &to_duplex);
+    check("duplex to python", &client, &to_python);
+    client.assert_exit(0);
+    server.assert_exit(0);
+}
+
+#[test]
+fn duplex_connect_and_a_python_server_exchange_megabytes_both_ways() {
+    let Some(peer) = python_peer() else { return };
+    let to_duplex = Arc::new(noise_without_newline(BULK + 777, 23));
+    let to_python = Arc::new(noise_without_newline(BULK, 24));
+    let mut server = program("python3")
+        .env("DUPLEX_SECRET", WORDS)
+        .args([peer, "serve"])
+        .spawn();
+    let addr = server.wait_for_listening();
+    let mut client = duplex()
+        .env("DUPLEX_SECRET", WORDS)
+        .args(["connect", "--secret", "--raw", "--linger", "1"])
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string())
+        .spawn();
+    let feeding = [feed(&mut server, &to_duplex), feed(&mut client, &to_python)];
+    for f in feeding {
+        f.join().unwrap();
+    }
+    check("python to duplex", &client, &to_duplex);
+    check("duplex to python", &server, &to_python);
+    client.assert_exit(0);
+    server.assert_exit(0);
 }

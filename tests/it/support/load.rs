@@ -1,0 +1,113 @@
+//! Tests whose premise is timing run alone.
+//!
+//! All tests share one binary and run many at a time, mostly waiting on
+//! IO. A few assert that something happens within a short time, or that a
+//! flood of a fixed size is read before a grace period runs out; on two
+//! loaded cores, the tests next door can stretch those. Such a test calls
+//! [`alone`] first: it waits until no other test has a child running, and
+//! while it runs, other tests wait before starting their first child.
+//!
+//! Every child the harness spawns holds a [`Busy`] for its test's thread; a
+//! thread that already holds one never waits for another (it would wait for
+//! itself), so a test is never held up half way, only before it starts.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::thread::{self, ThreadId};
+
+#[derive(Default)]
+struct State {
+    /// Children running, per test thread.
+    busy: HashMap<ThreadId, usize>,
+    /// The thread that runs alone now.
+    alone: Option<ThreadId>,
+    /// Threads waiting to run alone.
+    waiting: usize,
+}
+
+static STATE: Mutex<Option<State>> = Mutex::new(None);
+static CHANGED: Condvar = Condvar::new();
+
+fn lock() -> MutexGuard<'static, Option<State>> {
+    // A test that failed holding it leaves nothing inconsistent behind.
+    STATE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn wait(guard: MutexGuard<'static, Option<State>>) -> MutexGuard<'static, Option<State>> {
+    CHANGED
+        .wait(guard)
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Held by every running child of the harness (see the module docs).
+pub struct Busy(Option<ThreadId>);
+
+/// A [`Busy`] for the current thread, after waiting for a test that runs
+/// alone (unless it is this one, or this thread already has children).
+pub fn busy() -> Busy {
+    let me = thread::current().id();
+    let mut guard = lock();
+    loop {
+        let state = guard.get_or_insert_with(State::default);
+        if state.alone == Some(me) {
+            return Busy(None);
+        }
+        let mine = state.busy.get(&me).copied().unwrap_or(0);
+        if mine > 0 || (state.alone.is_none() && state.waiting == 0) {
+            state.busy.insert(me, mine + 1);
+            return Busy(Some(me));
+        }
+        guard = wait(guard);
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let Some(thread) = self.0 else { return };
+        let mut guard = lock();
+        let Some(state) = guard.as_mut() else { return };
+        if let Some(n) = state.busy.get_mut(&thread) {
+            *n -= 1;
+            if *n == 0 {
+                state.busy.remove(&thread);
+                CHANGED.notify_all();
+            }
+        }
+    }
+}
+
+/// Held by a test whose premise is timing: no other test's child runs
+/// while it is held.
+#[must_use]
+pub struct Alone(ThreadId);
+
+/// Waits until no other test has a child running, then holds them off.
+pub fn alone() -> Alone {
+    let me = thread::current().id();
+    let mut guard = lock();
+    guard.get_or_insert_with(State::default).waiting += 1;
+    loop {
+        let state = guard.get_or_insert_with(State::default);
+        let others = state.busy.keys().any(|&t| t != me);
+        if state.alone.is_none() && !others {
+            state.waiting -= 1;
+            state.alone = Some(me);
+            return Alone(me);
+        }
+        guard = wait(guard);
+    }
+}
+
+impl Drop for Alone {
+    fn drop(&mut self) {
+        let mut guard = lock();
+        if let Some(state) = guard.as_mut()
+            && state.alone == Some(self.0)
+        {
+            state.alone = None;
+        }
+        CHANGED.notify_all();
+    }
+}
