@@ -239,6 +239,10 @@ struct Clock {
     showing: AtomicBool,
     /// Bytes the peer sent after its goodbye line.
     unshown: AtomicU64,
+    /// Bytes we got into the socket, all paths together.
+    sent_bytes: AtomicU64,
+    /// Bytes that came from the peer, all paths together.
+    received_bytes: AtomicU64,
 }
 
 impl Clock {
@@ -250,6 +254,8 @@ impl Clock {
             last_any: AtomicU64::new(0),
             showing: AtomicBool::new(false),
             unshown: AtomicU64::new(0),
+            sent_bytes: AtomicU64::new(0),
+            received_bytes: AtomicU64::new(0),
         }
     }
 
@@ -257,13 +263,16 @@ impl Clock {
         u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    fn sent(&self) {
+    fn sent(&self, bytes: usize) {
+        self.sent_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         let now = self.now();
         self.last_sent.store(now, Ordering::Relaxed);
         self.last_any.store(now, Ordering::Relaxed);
     }
 
-    fn received(&self) {
+    fn received(&self, bytes: usize) {
+        self.received_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
         let now = self.now();
         self.last_ready.store(now, Ordering::Relaxed);
         self.last_any.store(now, Ordering::Relaxed);
@@ -350,7 +359,7 @@ fn transmit(
             Ok(0) => return Err((io::ErrorKind::WriteZero.into(), done)),
             Ok(n) => {
                 done += n;
-                clock.sent();
+                clock.sent(n);
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err((error, done)),
@@ -450,7 +459,7 @@ fn recv_pump(
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => return Err(RecvFailure::Socket(error)),
         };
-        clock.received();
+        clock.received(n);
         if discarding {
             if heard_goodbye {
                 clock.unshown.fetch_add(n as u64, Ordering::Relaxed);
