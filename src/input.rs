@@ -16,7 +16,7 @@
 //! On Linux, stdin that is a pipe or a regular file can also be *lent* to a
 //! raw conversation's sender, which then moves it to the socket inside the
 //! kernel (`splice`, `sendfile`: see `conversation::zero_copy`). Exactly one
-//! reader owns stdin at any moment, through a [`Gate`]: the sender asks for
+//! reader owns stdin at any moment, through a gate: the sender asks for
 //! it, the reader thread finishes the read it is in (its chunk goes into the
 //! channel) and then waits; the sender takes stdin only once every chunk
 //! already read has been taken from the channel and sent, so the bytes
