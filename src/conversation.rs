@@ -52,6 +52,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[cfg(target_os = "linux")]
+mod zero_copy;
+
 /// Size of the receiver's read buffer.
 const RECV_BUFFER: usize = 1024 * 1024;
 
@@ -179,6 +182,8 @@ pub(crate) fn hold(
             .spawn_scoped(scope, move || {
                 let _entered = send_span.enter();
                 let result = send_pump(transmitter, input, &stop, mode, clock, &sent);
+                // The reader thread may read ahead again, for the next peer.
+                input.give_back();
                 let _ = sent.send(Event::Sent(result));
             })
             .map_err(spawn_error)?;
@@ -433,8 +438,39 @@ fn send_pump(
     // piped before the peer connected reaches it even if the peer says
     // goodbye at once.
     let mut stopped_with: Option<usize> = None;
+    // Raw bytes over plain TCP may skip user space: once what was read
+    // before is sent, the input lends us stdin itself (see `zero_copy`).
+    #[cfg(target_os = "linux")]
+    let mut direct = mode == Mode::Raw && input.lendable() && stream.plain_socket().is_some();
     let end = loop {
+        #[cfg(target_os = "linux")]
+        if direct
+            && stopped_with.is_none()
+            && let Some((file, kind)) = input.lend()
+            && let Some(socket) = stream.plain_socket()
+        {
+            match zero_copy::send(&file, kind, socket, stop, clock) {
+                Ok(zero_copy::SendEnd::EndOfInput) => {
+                    input.lent_ended();
+                    break SendEnd::EndOfInput;
+                }
+                // Nothing was read ahead meanwhile: nothing else to send.
+                Ok(zero_copy::SendEnd::Stopped) => break SendEnd::Stopped,
+                Ok(zero_copy::SendEnd::Unsupported) => {
+                    direct = false;
+                    input.give_back();
+                    continue;
+                }
+                Err(error) => return Err(SendFailure { error, unsent: 0 }),
+            }
+        }
         let next = match &mut stopped_with {
+            #[cfg(target_os = "linux")]
+            None if direct => match input.next_or_parked(stop) {
+                Some(next) => next,
+                // Stdin can be lent now: ask again.
+                None => continue,
+            },
             None => input.next(stop),
             Some(budget) => match input.next_ready(budget) {
                 Next::End => break SendEnd::Stopped,
@@ -495,8 +531,14 @@ fn recv_pump(
     clock: &Clock,
     events: &Sender<Event>,
 ) -> std::result::Result<(), RecvFailure> {
-    let mut buf = vec![0; RECV_BUFFER];
+    // Allocated only if the copying loop runs.
+    let mut buf = Vec::new();
     let mut filter = (mode == Mode::Chat).then(ShowFilter::new);
+    // Raw bytes over plain TCP into stdout may skip user space (see
+    // `zero_copy`); the preamble guard shows the plain socket only once the
+    // opening bytes have come through `read`.
+    #[cfg(target_os = "linux")]
+    let mut direct = mode == Mode::Raw;
     let mut discarding = false;
     let mut heard_goodbye = false;
     let output_closed = |discarding: &mut bool| {
@@ -504,6 +546,36 @@ fn recv_pump(
         let _ = events.send(Event::OutputClosed);
     };
     loop {
+        #[cfg(target_os = "linux")]
+        if direct
+            && !discarding
+            && let Some(socket) = stream.plain_socket()
+        {
+            direct = false;
+            let received = match output.direct() {
+                Some(out) => zero_copy::receive(socket, &out, clock),
+                None => Ok(zero_copy::RecvEnd::Unsupported { held: Vec::new() }),
+            };
+            match received {
+                Ok(zero_copy::RecvEnd::PeerClosed) => break,
+                Ok(zero_copy::RecvEnd::OutputClosed) => output_closed(&mut discarding),
+                Ok(zero_copy::RecvEnd::Unsupported { held }) => {
+                    if !held.is_empty() {
+                        match show(output, &held, clock) {
+                            Ok(true) => {}
+                            Ok(false) => output_closed(&mut discarding),
+                            Err(error) => return Err(RecvFailure::Output(error)),
+                        }
+                    }
+                }
+                Err(zero_copy::RecvError::Socket(error)) => return Err(RecvFailure::Socket(error)),
+                Err(zero_copy::RecvError::Output(error)) => return Err(RecvFailure::Output(error)),
+            }
+            continue;
+        }
+        if buf.is_empty() {
+            buf = vec![0; RECV_BUFFER];
+        }
         let n = match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,

@@ -12,11 +12,24 @@
 //! `read` on stdin cannot be woken (rust-lang/rust#26446), so it lives until
 //! the process exits. It holds nothing that needs closing, and once nobody
 //! takes chunks any more it blocks on the full channel, which bounds memory.
+//!
+//! On Linux, stdin that is a pipe or a regular file can also be *lent* to a
+//! raw conversation's sender, which then moves it to the socket inside the
+//! kernel (`splice`, `sendfile`: see `conversation::zero_copy`). Exactly one
+//! reader owns stdin at any moment, through a gate: the sender asks for
+//! it, the reader thread finishes the read it is in (its chunk goes into the
+//! channel) and then waits; the sender takes stdin only once every chunk
+//! already read has been taken from the channel and sent, so the bytes
+//! reach the peer in order, and gives it back when its conversation stops
+//! sending, after which the reader thread reads ahead again for the next
+//! peer.
 
 use crate::lines::GoodbyeScanner;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded, never, select};
 use std::collections::VecDeque;
+use std::fs::File;
 use std::io::{self, Read};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 
 /// How many bytes one read asks for: large reads make large writes, which is
@@ -105,17 +118,150 @@ pub struct Input {
     /// Chat-mode line state, kept across conversations so that a line split
     /// between two peers is still one line.
     pub(crate) scanner: GoodbyeScanner,
+    /// Stdin, when it can be lent to a raw conversation's sender.
+    gate: Option<Arc<Gate>>,
+    /// The gate's word that its reader thread has stopped for us.
+    parked: Receiver<()>,
+}
+
+/// What kind of descriptor a lendable input is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SourceKind {
+    /// A pipe (or FIFO): `splice` moves it to the socket.
+    Pipe,
+    /// A regular file: `sendfile` moves it, from the shared file offset.
+    File,
+}
+
+/// Who reads stdin now: the reader thread or a conversation's sender (see
+/// the module docs). The reader thread starts a read only while nobody holds
+/// the gate, and it is not "reading" again until its chunk is in the
+/// channel, so a sender that takes the gate finds every byte read so far in
+/// the channel.
+#[derive(Debug)]
+struct Gate {
+    file: Arc<File>,
+    kind: SourceKind,
+    state: Mutex<GateState>,
+    turn: Condvar,
+    /// The reader thread stops for a sender that holds the gate: a sender
+    /// that was waiting for its chunk may now take stdin.
+    parked: Sender<()>,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    /// A sender wants stdin or has it: the reader thread starts no read.
+    held: bool,
+    /// The reader thread is in a read, or handing its chunk over.
+    reading: bool,
+    /// Stdin has ended (whoever read it last saw its end).
+    ended: bool,
+}
+
+impl Gate {
+    fn lock(&self) -> MutexGuard<'_, GateState> {
+        // The state is a few flags, meaningful even after a panic elsewhere.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The reader thread's turn: waits while a sender holds stdin. False
+    /// once stdin has ended.
+    fn start_read(&self) -> bool {
+        let mut state = self.lock();
+        if state.held && !state.ended {
+            // A token already there says the same.
+            let _ = self.parked.try_send(());
+        }
+        while state.held && !state.ended {
+            state = self
+                .turn
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        state.reading = !state.ended;
+        state.reading
+    }
+
+    /// The reader thread's read is over, its chunk handed over; `ended`: it
+    /// saw the end of stdin.
+    fn end_read(&self, ended: bool) {
+        let mut state = self.lock();
+        state.reading = false;
+        state.ended |= ended;
+    }
+}
+
+/// Whether `file` can be lent, and as what.
+#[cfg(target_os = "linux")]
+fn source_kind(file: &File) -> Option<SourceKind> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = file.metadata().ok()?;
+    if meta.file_type().is_fifo() {
+        Some(SourceKind::Pipe)
+    } else if meta.is_file() {
+        Some(SourceKind::File)
+    } else {
+        // A terminal, a socket, /dev/null: read and copied.
+        None
+    }
+}
+
+/// Elsewhere nothing is lent.
+#[cfg(not(target_os = "linux"))]
+fn source_kind(_: &File) -> Option<SourceKind> {
+    None
+}
+
+/// Stdin's bytes read through the gate's shared file.
+struct SharedFile(Arc<File>);
+
+impl Read for SharedFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.0).read(buf)
+    }
 }
 
 impl Input {
     /// Starts the `duplex-input` thread over `reader` (see the module docs for
     /// why it is detached).
     pub fn spawn<R: Read + Send + 'static>(reader: R) -> io::Result<Input> {
+        Input::spawn_gated(reader, None)
+    }
+
+    /// [`Input::spawn`] over a file (stdin's descriptor). On Linux, a pipe
+    /// or a regular file can then be lent to a raw conversation, which
+    /// moves it to the socket without copying it through user space.
+    pub fn spawn_file(file: File) -> io::Result<Input> {
+        let Some(kind) = source_kind(&file) else {
+            return Input::spawn(file);
+        };
+        let file = Arc::new(file);
+        let (parked, parked_rx) = bounded(1);
+        let gate = Arc::new(Gate {
+            file: Arc::clone(&file),
+            kind,
+            state: Mutex::new(GateState::default()),
+            turn: Condvar::new(),
+            parked,
+        });
+        let mut input = Input::spawn_gated(SharedFile(file), Some(gate))?;
+        input.parked = parked_rx;
+        Ok(input)
+    }
+
+    fn spawn_gated<R: Read + Send + 'static>(
+        reader: R,
+        gate: Option<Arc<Gate>>,
+    ) -> io::Result<Input> {
         let (chunk_tx, chunk_rx) = bounded(CHANNEL_CHUNKS);
         let (recycle_tx, recycle_rx) = bounded(CHANNEL_CHUNKS + 2);
+        let thread_gate = gate.clone();
         thread::Builder::new()
             .name("duplex-input".into())
-            .spawn(move || read_loop(reader, &chunk_tx, &recycle_rx))?;
+            .spawn(move || read_loop(reader, &chunk_tx, &recycle_rx, thread_gate.as_deref()))?;
         Ok(Input {
             chunks: chunk_rx,
             recycle: Some(recycle_tx),
@@ -123,7 +269,52 @@ impl Input {
             ended: false,
             stopped_at_goodbye: false,
             scanner: GoodbyeScanner::new(),
+            gate,
+            parked: never(),
         })
+    }
+
+    /// Whether this input could be lent at all (see [`Input::lend`]).
+    pub(crate) fn lendable(&self) -> bool {
+        self.gate.is_some()
+    }
+
+    /// Stdin itself, for the sender to move to the socket in the kernel,
+    /// once nothing read earlier is still waiting to be sent; until then
+    /// `None` (the sender takes the waiting chunks first, and the reader
+    /// thread starts no new read meanwhile). The sender gives it back with
+    /// [`Input::give_back`] when it stops sending.
+    pub(crate) fn lend(&mut self) -> Option<(Arc<File>, SourceKind)> {
+        let gate = self.gate.as_ref()?;
+        if self.ended || !self.leftover.is_empty() {
+            return None;
+        }
+        let mut state = gate.lock();
+        state.held = true;
+        // The reader thread puts its chunk in the channel before it stops
+        // "reading": with it not reading, the channel holds all it read.
+        if state.reading || state.ended || !self.chunks.is_empty() {
+            return None;
+        }
+        Some((Arc::clone(&gate.file), gate.kind))
+    }
+
+    /// The sender is done with stdin (or no longer wants it): the reader
+    /// thread may read ahead again.
+    pub(crate) fn give_back(&self) {
+        if let Some(gate) = &self.gate {
+            gate.lock().held = false;
+            gate.turn.notify_all();
+        }
+    }
+
+    /// The sender, holding stdin, found its end.
+    pub(crate) fn lent_ended(&mut self) {
+        self.ended = true;
+        if let Some(gate) = &self.gate {
+            gate.lock().ended = true;
+            gate.turn.notify_all();
+        }
     }
 
     /// Input that has already ended (`/dev/null`).
@@ -152,6 +343,8 @@ impl Input {
             ended: false,
             stopped_at_goodbye: false,
             scanner: GoodbyeScanner::new(),
+            gate: None,
+            parked: never(),
         }
     }
 
@@ -177,6 +370,30 @@ impl Input {
                     Next::End
                 }
             },
+        }
+    }
+
+    /// [`Input::next`] for a sender that wants stdin lent ([`Input::lend`]
+    /// said not yet): `None` when the reader thread has stopped for it, so
+    /// that it asks again, instead of waiting for a chunk that will not
+    /// come.
+    pub(crate) fn next_or_parked(&mut self, stop: &Receiver<()>) -> Option<Next> {
+        if !self.leftover.is_empty() || self.ended {
+            return Some(self.next(stop));
+        }
+        if let Err(TryRecvError::Disconnected) = stop.try_recv() {
+            return Some(Next::Stopped);
+        }
+        select! {
+            recv(stop) -> _ => Some(Next::Stopped),
+            recv(self.chunks) -> chunk => Some(match chunk {
+                Ok(chunk) => Next::Chunk(chunk),
+                Err(_) => {
+                    self.ended = true;
+                    Next::End
+                }
+            }),
+            recv(self.parked) -> _ => None,
         }
     }
 
@@ -317,35 +534,56 @@ impl Input {
     }
 }
 
-/// The body of the `duplex-input` thread.
-fn read_loop<R: Read>(mut reader: R, chunks: &Sender<Chunk>, recycle: &Receiver<Vec<u8>>) {
+/// The body of the `duplex-input` thread. With a gate, each read (and the
+/// hand-over of its chunk) happens only in the reader thread's turn.
+fn read_loop<R: Read>(
+    mut reader: R,
+    chunks: &Sender<Chunk>,
+    recycle: &Receiver<Vec<u8>>,
+    gate: Option<&Gate>,
+) {
     loop {
-        let mut buf = recycle.try_recv().unwrap_or_else(|_| vec![0; CHUNK_SIZE]);
-        let read = loop {
-            match reader.read(&mut buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
-        };
-        let n = match read {
-            Ok(0) => return,
-            Ok(n) => n,
-            // A closed descriptor, EIO from a vanished terminal, and the like:
-            // SPEC says this is plain end of input.
-            Err(error) => {
-                tracing::debug!(%error, "input ended by an error");
-                return;
-            }
-        };
-        let chunk = Chunk {
-            buf,
-            start: 0,
-            end: n,
-        };
-        if chunks.send(chunk).is_err() {
+        if let Some(gate) = gate
+            && !gate.start_read()
+        {
+            return;
+        }
+        let ended = read_one(&mut reader, chunks, recycle);
+        if let Some(gate) = gate {
+            gate.end_read(ended);
+        }
+        if ended {
             return;
         }
     }
+}
+
+/// One read into one chunk, handed over. True when the input has ended (or
+/// nobody takes chunks any more).
+fn read_one<R: Read>(reader: &mut R, chunks: &Sender<Chunk>, recycle: &Receiver<Vec<u8>>) -> bool {
+    let mut buf = recycle.try_recv().unwrap_or_else(|_| vec![0; CHUNK_SIZE]);
+    let read = loop {
+        match reader.read(&mut buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other,
+        }
+    };
+    let n = match read {
+        Ok(0) => return true,
+        Ok(n) => n,
+        // A closed descriptor, EIO from a vanished terminal, and the like:
+        // SPEC says this is plain end of input.
+        Err(error) => {
+            tracing::debug!(%error, "input ended by an error");
+            return true;
+        }
+    };
+    let chunk = Chunk {
+        buf,
+        start: 0,
+        end: n,
+    };
+    chunks.send(chunk).is_err()
 }
 
 #[cfg(test)]

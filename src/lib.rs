@@ -76,7 +76,8 @@
 //! The local end of a conversation: [`Console`] holds the [`Input`] (from
 //! any reader, a channel of [`Chunk`]s, or none), the [`Output`] (any
 //! `Write + Send`, or an [`OutputThread`] for a writer that may block, with
-//! its [`Release`]), the [`Shutdown`] (fired by a [`ShutdownTrigger`] from
+//! its [`Release`]; over a file or pipe, its [`Direct`] end is where the raw
+//! relay splices on Linux), the [`Shutdown`] (fired by a [`ShutdownTrigger`] from
 //! [`shutdown_channel`]) and the [`Status`] lines (to a [`StatusSink`], with
 //! a [`Presence`] callback).
 //!
@@ -136,7 +137,7 @@ pub use options::{
     Access, Command, ConnectOptions, ConversationOptions, Family, Mode, NetOptions, RoomOptions,
     ServeOptions,
 };
-pub use output::{Output, OutputThread, Release};
+pub use output::{Direct, Output, OutputThread, Release};
 pub use serve::serve;
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
 pub use status::{Presence, Status, StatusSink};
@@ -246,7 +247,7 @@ fn stdin_input() -> Result<Input> {
             return Ok(Input::empty());
         }
     };
-    Input::spawn(file).map_err(|source| Error::Local {
+    Input::spawn_file(file).map_err(|source| Error::Local {
         op: "could not start the input thread",
         source,
     })
@@ -266,13 +267,14 @@ fn stdout_output(shutdown: &Shutdown, linger: std::time::Duration) -> Result<Out
         })?;
     let file = File::from(fd);
     // A terminal is shown the peer's bytes as text (SPEC, "Terminal
-    // safety"); anything else gets them exactly.
-    let writer: Box<dyn io::Write + Send> = if io::stdout().is_terminal() {
-        Box::new(render::RenderingWriter::new(file))
+    // safety"); anything else gets them exactly, and may take them straight
+    // from the socket in raw mode.
+    let thread = if io::stdout().is_terminal() {
+        OutputThread::spawn(render::RenderingWriter::new(file), shutdown.clone(), linger)
     } else {
-        Box::new(file)
+        OutputThread::spawn_file(file, shutdown.clone(), linger)
     };
-    OutputThread::spawn(writer, shutdown.clone(), linger).map_err(|source| Error::Local {
+    thread.map_err(|source| Error::Local {
         op: "could not start the output thread",
         source,
     })

@@ -21,6 +21,7 @@
 
 use crate::shutdown::Shutdown;
 use crossbeam_channel::{Receiver, Select, Sender, bounded, never};
+use std::fs::File;
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -45,6 +46,25 @@ pub trait Output: Send {
     fn release(&mut self) -> Option<Release> {
         None
     }
+
+    /// The file behind this output, when the raw relay may move the peer's
+    /// bytes into it inside the kernel (Linux `splice`) instead of through
+    /// [`Output::write_all`]; `None` (the default) when it may not. Asked
+    /// once per conversation, after [`Output::release`].
+    fn direct(&mut self) -> Option<Direct<'_>> {
+        None
+    }
+}
+
+/// An output's file as the raw relay writes it directly (see
+/// [`Output::direct`]). Only [`OutputThread`] makes one.
+#[derive(Debug)]
+pub struct Direct<'a> {
+    /// The file: stdout's duplicate.
+    pub(crate) file: &'a File,
+    /// Disconnected when the conversation's [`Release`] is dropped: a wait
+    /// for the file to take bytes ends then.
+    pub(crate) released: &'a Receiver<()>,
 }
 
 impl<W: Write + Send + ?Sized> Output for W {
@@ -137,6 +157,21 @@ pub struct OutputThread {
     linger: Duration,
     /// When a write first saw the shutdown.
     interrupted_at: Option<Instant>,
+    /// The file the thread writes, if the raw relay may write it directly.
+    direct: Option<Arc<File>>,
+}
+
+/// The output thread's writer over a file it shares with the raw relay.
+struct SharedFile(Arc<File>);
+
+impl Write for SharedFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl OutputThread {
@@ -175,7 +210,25 @@ impl OutputThread {
             shutdown,
             linger,
             interrupted_at: None,
+            direct: None,
         })
+    }
+
+    /// [`OutputThread::spawn`] over a file (stdout's duplicate, not a
+    /// terminal) that a raw conversation may also write directly, in the
+    /// kernel, while the thread has nothing in hand (Linux; see
+    /// [`Output::direct`]).
+    pub fn spawn_file(
+        file: File,
+        shutdown: Shutdown,
+        linger: Duration,
+    ) -> io::Result<OutputThread> {
+        let file = Arc::new(file);
+        let mut thread = OutputThread::spawn(SharedFile(Arc::clone(&file)), shutdown, linger)?;
+        if cfg!(target_os = "linux") {
+            thread.direct = Some(file);
+        }
+        Ok(thread)
     }
 
     fn failed(&self) -> Option<io::Error> {
@@ -334,6 +387,17 @@ impl Output for OutputThread {
         let (fire, released) = bounded(0);
         self.released = released;
         Some(Release { _fire: fire })
+    }
+
+    /// Only while the thread holds no chunk: what it holds goes first.
+    fn direct(&mut self) -> Option<Direct<'_>> {
+        if self.in_flight || self.failure.is_some() || self.chunks.is_none() {
+            return None;
+        }
+        Some(Direct {
+            file: self.direct.as_ref()?,
+            released: &self.released,
+        })
     }
 }
 

@@ -7,6 +7,9 @@
 //! as it streams in, so a lost, repeated or reordered block is caught without
 //! keeping 64 MiB in memory, and cheaply even in a debug build.
 
+/// The kernel paths (`splice`/`sendfile`) for every kind of endpoint.
+mod zero_copy;
+
 use crate::support;
 
 use std::fs::File;

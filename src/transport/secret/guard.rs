@@ -80,11 +80,15 @@ impl Read for PreambleGuard {
 }
 
 impl Receive for PreambleGuard {
-    /// The plain socket, as for any plain connection. A path that reads it
-    /// directly (zero-copy) should first take the opening bytes through
-    /// `read` here: bytes read past the guard are not checked.
+    /// The plain socket, as for any plain connection, but only once the
+    /// guard has decided and handed out what it held: until then the
+    /// opening bytes must come through `read` here, to be checked.
     fn plain_socket(&self) -> Option<&TcpStream> {
-        self.inner.plain_socket()
+        if self.decided && self.given == self.len {
+            self.inner.plain_socket()
+        } else {
+            None
+        }
     }
 }
 
