@@ -536,7 +536,12 @@ fn untrusted_reason(error: &CertificateError, host: &str) -> String {
         CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
             "it is not a server certificate".into()
         }
-        other => format!("{other:?}").to_lowercase(),
+        // webpki's "CaUsedAsEndEntity", which rustls passes on as an opaque
+        // `Other`: most often a self-signed certificate given to --tls-ca.
+        CertificateError::Other(other) if other.to_string() == "CaUsedAsEndEntity" => {
+            "it is a CA's certificate, not a server's (a self-signed certificate cannot be its own --tls-ca)".into()
+        }
+        other => other.to_string(),
     }
 }
 

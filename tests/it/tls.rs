@@ -228,6 +228,35 @@ fn connect_tls_refuses_an_untrusted_server_before_sending_anything() {
     assert!(!server.stdout().windows(6).any(|w| w == b"nobody"));
 }
 
+/// A self-signed certificate given to `--tls-ca` (what a new user tries
+/// first): the error says what it is and offers the pin.
+#[test]
+fn connect_tls_says_a_self_signed_certificate_is_not_its_own_ca() {
+    if !require_peer("openssl") {
+        return;
+    }
+    let pki = Pki::new("selfsigned");
+    let (mut server, port) = s_server(&pki.path("ca.pem"), &pki.path("ca.key"));
+    let mut client = connect_to(
+        "localhost",
+        port,
+        &["--tls", "--tls-ca", &pki.path("ca.pem")],
+    );
+    client.close_stdin();
+    client.assert_exit(1);
+    let stderr = client.stderr();
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("duplex: "))
+        .unwrap_or_default();
+    assert!(
+        line.contains("is not trusted: it is a CA's certificate, not a server's")
+            && line.contains("; use --tls-pin sha256:"),
+        "{stderr}"
+    );
+    server.kill();
+}
+
 #[test]
 fn connect_tls_refuses_a_certificate_for_another_name() {
     if !require_peer("openssl") {
