@@ -215,15 +215,6 @@ fn source_kind(_: &File) -> Option<SourceKind> {
     None
 }
 
-/// Stdin's bytes read through the gate's shared file.
-struct SharedFile(Arc<File>);
-
-impl Read for SharedFile {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.0).read(buf)
-    }
-}
-
 impl Input {
     /// Starts the `duplex-input` thread over `reader` (see the module docs for
     /// why it is detached).
@@ -247,7 +238,7 @@ impl Input {
             turn: Condvar::new(),
             parked,
         });
-        let mut input = Input::spawn_gated(SharedFile(file), Some(gate))?;
+        let mut input = Input::spawn_gated(file, Some(gate))?;
         input.parked = parked_rx;
         Ok(input)
     }

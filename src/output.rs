@@ -161,16 +161,26 @@ pub struct OutputThread {
     direct: Option<Arc<File>>,
 }
 
-/// The output thread's writer over a file it shares with the raw relay.
-struct SharedFile(Arc<File>);
-
-impl Write for SharedFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self.0).write(buf)
+/// Whether the raw relay may splice into `file` directly: a regular file, a
+/// pipe (`SPLICE_F_NONBLOCK` makes its waits ours, bounded by `poll`), or
+/// `/dev/null`. Not a socket or another device (a socketpair stdout, say):
+/// a splice into it blocks on the file's own mode, where no stop can reach
+/// it, so those keep the output thread, which a stop can always leave.
+fn splice_never_blocks_on(file: &File) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        /// `/dev/null`'s device number on Linux (major 1, minor 3).
+        const DEV_NULL: u64 = (1 << 8) | 3;
+        file.metadata().is_ok_and(|meta| {
+            let kind = meta.file_type();
+            kind.is_file() || kind.is_fifo() || (kind.is_char_device() && meta.rdev() == DEV_NULL)
+        })
     }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        false
     }
 }
 
@@ -223,9 +233,10 @@ impl OutputThread {
         shutdown: Shutdown,
         linger: Duration,
     ) -> io::Result<OutputThread> {
+        let direct = cfg!(target_os = "linux") && splice_never_blocks_on(&file);
         let file = Arc::new(file);
-        let mut thread = OutputThread::spawn(SharedFile(Arc::clone(&file)), shutdown, linger)?;
-        if cfg!(target_os = "linux") {
+        let mut thread = OutputThread::spawn(Arc::clone(&file), shutdown, linger)?;
+        if direct {
             thread.direct = Some(file);
         }
         Ok(thread)

@@ -70,7 +70,7 @@ fn unsupported(errno: Errno) -> bool {
 /// Interrupted polls are simply over early.
 fn wait_for(fd: impl AsFd, events: PollFlags) -> io::Result<()> {
     let timeout = Timespec {
-        tv_sec: 0,
+        tv_sec: POLL_WAIT.as_secs().try_into().unwrap_or(0),
         tv_nsec: POLL_WAIT.subsec_nanos().into(),
     };
     let mut fds = [PollFd::new(&fd, events)];

@@ -432,3 +432,98 @@ fn serve_hands_what_is_left_of_a_piped_stdin_to_the_next_raw_peer() {
     server.assert_exit(0);
     feeder.join().expect("the feeder");
 }
+
+/// A stdout that is a socket (a socketpair, as `socat EXEC:` and inetd give)
+/// is never spliced into: a splice there would block on the socket's own
+/// mode, out of reach of Ctrl-C. With its reader stalled, one SIGTERM still
+/// ends duplex within `--linger`.
+#[test]
+fn a_socket_stdout_whose_reader_stalls_still_ends_on_sigterm() {
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+    use std::process::{Command, Stdio};
+
+    let (stdout, _never_read) = UnixStream::pair().expect("socketpair");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_duplex"))
+        .args([
+            "serve",
+            "--once",
+            "--raw",
+            "--linger",
+            "0.5",
+            "-b",
+            "127.0.0.1",
+            "0",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(OwnedFd::from(stdout)))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn duplex");
+    let mut stderr = std::io::BufReader::new(server.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).expect("listening line");
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no listening line: {line:?}"));
+    let mut peer = support::connect_raw(addr);
+    // Once duplex is gone its socket may never answer the blocked writes:
+    // the flood gives up 2 s after its last write went through.
+    peer.set_write_timeout(Some(Duration::from_secs(2)))
+        .expect("write timeout");
+    // Far more than the socketpair and the output thread can hold.
+    let block = payload(MIB, 11);
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let flooding = {
+        let written = std::sync::Arc::clone(&written);
+        thread::spawn(move || {
+            let started = Instant::now();
+            while started.elapsed() < DEADLINE {
+                match peer.write(&block) {
+                    Ok(n) if n > 0 => {
+                        written.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    _ => return,
+                }
+            }
+        })
+    };
+    // Wait until the flood has backed up (the peer's writes stop going
+    // through for 300 ms): duplex's receiver is stuck on the stalled
+    // stdout by then.
+    let deadline = Instant::now() + DEADLINE;
+    let count = || written.load(std::sync::atomic::Ordering::Relaxed);
+    let (mut last, mut since) = (count(), Instant::now());
+    while Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+        let now = count();
+        if now != last {
+            (last, since) = (now, Instant::now());
+        } else if last > MIB && since.elapsed() > Duration::from_millis(300) {
+            break;
+        }
+    }
+    let pid = server.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .is_ok_and(|s| s.success()),
+        "kill -TERM {pid}"
+    );
+    let signalled = Instant::now();
+    let status = loop {
+        if let Some(status) = server.try_wait().expect("try_wait") {
+            break status;
+        }
+        if signalled.elapsed() > DEADLINE {
+            let _ = server.kill();
+            panic!("duplex did not end after SIGTERM with its socket stdout stalled");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    let _ = flooding.join();
+}
