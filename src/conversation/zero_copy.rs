@@ -27,6 +27,9 @@
 //! receiver at the output's release. The socket side of a call may block
 //! (our sockets are blocking), exactly as a `read` or `write` on it does,
 //! and the conversation's `shutdown(Both)` wakes it, as it wakes those.
+//! The stdout side is only ever a regular file, a pipe or `/dev/null`
+//! (`OutputThread::spawn_file` decides): a splice into a socket or another
+//! device would block on that file's own mode, where no stop reaches it.
 //!
 //! **Falling back**: `EINVAL`, `ENOSYS` and `EOPNOTSUPP` mean "not for
 //! these descriptors" (an `O_APPEND` stdout, an old kernel, an odd file
