@@ -88,6 +88,9 @@ pub(crate) struct Outcome {
 /// [`connect`](crate::connect())), and no status lines are written. Returns
 /// how the conversation ended, or the error that broke it.
 ///
+/// The socket is made blocking first (the engine's ways out are for a
+/// blocking socket: a shutdown wakes its reads and writes).
+///
 /// The crate docs' [quick start](crate#quick-start) and
 /// `examples/loopback.rs` run one on each side; here the peer is a plain
 /// socket:
@@ -125,6 +128,13 @@ pub fn run(
     options: &ConversationOptions,
     console: &mut Console<'_>,
 ) -> Result<Ending> {
+    stream
+        .set_nonblocking(false)
+        .map_err(|source| Error::Conversation {
+            peer,
+            op: "setting up the socket",
+            source,
+        })?;
     hold(Connection::plain(stream), peer, options, console).map(|o| o.ending)
 }
 

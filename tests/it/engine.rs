@@ -179,6 +179,29 @@ fn raw_mode_carries_blank_lines_and_each_direction_ends_on_its_own() {
     assert_eq!(shown, b"reply\n\n");
 }
 
+/// A caller may hand in a socket it made nonblocking: the engine makes it
+/// block, so a send that fills the socket waits instead of failing with
+/// "would block" (or spinning).
+#[test]
+fn a_nonblocking_socket_still_carries_a_large_raw_transfer() {
+    let (server, mut peer) = pair();
+    server.set_nonblocking(true).unwrap();
+    let big = vec![7u8; 8 << 20];
+    let server = converse(
+        server,
+        input_of(&[&big]),
+        options(Mode::Raw),
+        Shutdown::never(),
+    );
+    peer.set_read_timeout(Some(DEADLINE)).unwrap();
+    peer.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len(), big.len());
+    let (ending, _, _) = server.recv_timeout(DEADLINE).unwrap();
+    ending.unwrap();
+}
+
 #[test]
 fn a_silent_peer_that_never_closes_ends_by_linger() {
     let (server, peer) = pair();
