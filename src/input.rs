@@ -341,27 +341,8 @@ impl Input {
 
     /// The next chunk of input, waiting for it unless `stop` fires first.
     pub(crate) fn next(&mut self, stop: &Receiver<()>) -> Next {
-        if let Some(chunk) = self.leftover.pop_front() {
-            return Next::Chunk(chunk);
-        }
-        if self.ended {
-            return Next::End;
-        }
-        // A stop that is already there wins over input that is also there:
-        // after a peer's goodbye we send what we hold, not more.
-        if let Err(TryRecvError::Disconnected) = stop.try_recv() {
-            return Next::Stopped;
-        }
-        select! {
-            recv(stop) -> _ => Next::Stopped,
-            recv(self.chunks) -> chunk => match chunk {
-                Ok(chunk) => Next::Chunk(chunk),
-                Err(_) => {
-                    self.ended = true;
-                    Next::End
-                }
-            },
-        }
+        // `never()` does not fire, so there is always a `Next`.
+        self.wait(stop, &never()).unwrap_or(Next::Stopped)
     }
 
     /// [`Input::next`] for a sender that wants stdin lent ([`Input::lend`]
@@ -369,9 +350,21 @@ impl Input {
     /// that it asks again, instead of waiting for a chunk that will not
     /// come.
     pub(crate) fn next_or_parked(&mut self, stop: &Receiver<()>) -> Option<Next> {
-        if !self.leftover.is_empty() || self.ended {
-            return Some(self.next(stop));
+        let parked = self.parked.clone();
+        self.wait(stop, &parked)
+    }
+
+    /// The next chunk, waiting until it comes, `stop` fires (`Stopped`) or
+    /// `parked` does (`None`).
+    fn wait(&mut self, stop: &Receiver<()>, parked: &Receiver<()>) -> Option<Next> {
+        if let Some(chunk) = self.leftover.pop_front() {
+            return Some(Next::Chunk(chunk));
         }
+        if self.ended {
+            return Some(Next::End);
+        }
+        // A stop that is already there wins over input that is also there:
+        // after a peer's goodbye we send what we hold, not more.
         if let Err(TryRecvError::Disconnected) = stop.try_recv() {
             return Some(Next::Stopped);
         }
@@ -384,7 +377,7 @@ impl Input {
                     Next::End
                 }
             }),
-            recv(self.parked) -> _ => None,
+            recv(parked) -> _ => None,
         }
     }
 
