@@ -95,7 +95,8 @@
 //! byte counters from any thread, a [`progress::Watch`] (set as
 //! [`ConversationOptions::watch`] through a [`progress::Watcher`]) is told
 //! when each conversation starts and ends, and [`progress::Summary`] is the
-//! binary's end-of-transfer line, with its units.
+//! binary's end-of-transfer line, with its units ([`progress::Bytes`],
+//! [`progress::Rate`], [`progress::Elapsed`], [`progress::Left`]).
 //!
 //! # Features
 //!

@@ -22,7 +22,7 @@
 
 use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
 use duplex::Status;
-use duplex::progress::{Bytes, Elapsed, Rate, Traffic, Watch};
+use duplex::progress::{Bytes, Elapsed, Left, Rate, Traffic, Watch};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use std::collections::VecDeque;
 use std::io::{self, IsTerminal, Seek, Write};
@@ -367,24 +367,6 @@ impl Meter {
     }
 }
 
-/// Time left, rounded up to whole seconds: `3 s`, `2 min 05 s`,
-/// `1 h 02 min`.
-struct Left(f64);
-
-impl std::fmt::Display for Left {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Saturating: a rate of a byte a second can promise centuries.
-        let secs = (self.0.ceil() as u64).max(1);
-        if secs < 60 {
-            write!(f, "{secs} s")
-        } else if secs < 3600 {
-            write!(f, "{} min {:02} s", secs / 60, secs % 60)
-        } else {
-            write!(f, "{} h {:02} min", secs / 3600, secs % 3600 / 60)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,16 +481,5 @@ mod tests {
         assert_eq!(line, "sent 0 B, received 5.00 MiB, 10.0 MiB/s, 0.50 s");
         let zero = Meter::new(None).line(start, Duration::ZERO, 0, 0);
         assert_eq!(zero, "sent 0 B, received 0 B, 0 B/s, 0.00 s");
-    }
-
-    #[test]
-    fn time_left_is_whole_seconds_then_minutes() {
-        assert_eq!(Left(0.2).to_string(), "1 s");
-        assert_eq!(Left(2.1).to_string(), "3 s");
-        assert_eq!(Left(59.0).to_string(), "59 s");
-        assert_eq!(Left(59.4).to_string(), "1 min 00 s");
-        assert_eq!(Left(125.0).to_string(), "2 min 05 s");
-        assert_eq!(Left(3725.0).to_string(), "1 h 02 min");
-        assert_eq!(Left(f64::NAN).to_string(), "1 s");
     }
 }

@@ -234,19 +234,54 @@ impl fmt::Display for Elapsed {
         } else if secs < 59.95 {
             write!(f, "{secs:.1} s")
         } else {
-            let whole = self.0.as_secs() + u64::from(self.0.subsec_millis() >= 500);
-            if whole < 3600 {
-                write!(f, "{} min {:02} s", whole / 60, whole % 60)
-            } else {
-                write!(f, "{} h {:02} min", whole / 3600, whole % 3600 / 60)
-            }
+            minutes(
+                f,
+                self.0.as_secs() + u64::from(self.0.subsec_millis() >= 500),
+            )
         }
+    }
+}
+
+/// Time left in seconds, rounded up to whole seconds: `3 s`, `2 min 05 s`,
+/// `1 h 02 min`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Left(pub f64);
+
+impl fmt::Display for Left {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Saturating: a rate of a byte a second can promise centuries.
+        let secs = (self.0.ceil() as u64).max(1);
+        if secs < 60 {
+            write!(f, "{secs} s")
+        } else {
+            minutes(f, secs)
+        }
+    }
+}
+
+/// A minute or more, in whole seconds: `2 min 05 s`, `1 h 02 min`.
+fn minutes(f: &mut fmt::Formatter<'_>, whole: u64) -> fmt::Result {
+    if whole < 3600 {
+        write!(f, "{} min {:02} s", whole / 60, whole % 60)
+    } else {
+        write!(f, "{} h {:02} min", whole / 3600, whole % 3600 / 60)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_left_is_whole_seconds_then_minutes() {
+        assert_eq!(Left(0.2).to_string(), "1 s");
+        assert_eq!(Left(2.1).to_string(), "3 s");
+        assert_eq!(Left(59.0).to_string(), "59 s");
+        assert_eq!(Left(59.4).to_string(), "1 min 00 s");
+        assert_eq!(Left(125.0).to_string(), "2 min 05 s");
+        assert_eq!(Left(3725.0).to_string(), "1 h 02 min");
+        assert_eq!(Left(f64::NAN).to_string(), "1 s");
+    }
 
     fn bytes(n: u64) -> String {
         Bytes(n).to_string()
