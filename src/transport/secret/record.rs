@@ -39,9 +39,17 @@
 //!   for the records because its key type cannot be zeroed at all: it has
 //!   no `Drop`, so the key it holds stays in memory after it is dropped.
 //!
-//! AWS-LC decrypts as it authenticates: a record that fails to open has
-//! left unauthenticated bytes in the receive buffer, which are never
-//! handed out (the conversation ends with an error).
+//! AWS-LC decrypts as it authenticates: where a record fails to open, the
+//! unauthenticated bytes it wrote are zeroed at once, and the conversation
+//! ends with an error.
+//!
+//! # Copies
+//!
+//! Sealing reads the plaintext where the input left it and writes the
+//! record straight into the batch that goes out in one write; opening
+//! writes the plaintext straight into the reader's buffer when the whole
+//! record fits there (in place, and copied out, only when it does not).
+//! Besides the AEAD, what is left is the kernel's copies in and out.
 
 use crate::transport::{Receive, Transmit};
 use aws_lc_rs::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
@@ -100,25 +108,42 @@ impl Sealer {
         })
     }
 
-    /// Appends `plaintext` (at most [`MAX_PLAINTEXT`] bytes; empty: the end
-    /// record) to `out` as one record on the wire.
-    pub fn seal_into(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+    /// Seals `plaintext` (at most [`MAX_PLAINTEXT`] bytes; empty: the end
+    /// record) into `record`, exactly `plaintext.len() + OVERHEAD` bytes:
+    /// one record on the wire. The cipher reads the plaintext where it is
+    /// and writes the ciphertext in its place on the wire: no copy first.
+    pub fn seal(&mut self, plaintext: &[u8], record: &mut [u8]) -> io::Result<()> {
         debug_assert!(plaintext.len() <= MAX_PLAINTEXT);
+        let length =
+            u32::try_from(plaintext.len() + TAG_LEN).map_err(|_| invalid("a record too long"))?;
+        if record.len() != plaintext.len() + OVERHEAD {
+            return Err(invalid("a record buffer of the wrong size"));
+        }
         let number = self.next;
         // 2^64 records cannot be sent in practice; never reuse a nonce anyway.
         self.next = number.checked_add(1).ok_or_else(|| invalid(EXHAUSTED))?;
-        let length = u32::try_from(plaintext.len() + TAG_LEN)
-            .map_err(|_| invalid("a record too long"))?
-            .to_be_bytes();
+        let length = length.to_be_bytes();
+        let (head, rest) = record.split_at_mut(4);
+        head.copy_from_slice(&length);
+        let (ciphertext, tag) = rest.split_at_mut(plaintext.len());
+        self.cipher
+            .seal_out_of_place_scatter(
+                nonce(number),
+                Aad::from(length),
+                plaintext,
+                ciphertext,
+                &[],
+                tag,
+            )
+            .map_err(|_| invalid("could not seal a record"))
+    }
+
+    /// Appends `plaintext` to `out` as one record on the wire (see
+    /// [`Sealer::seal`]).
+    pub fn seal_into(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         let start = out.len();
-        out.extend_from_slice(&length);
-        out.extend_from_slice(plaintext);
-        let tag = self
-            .cipher
-            .seal_in_place_separate_tag(nonce(number), Aad::from(length), &mut out[start + 4..])
-            .map_err(|_| invalid("could not seal a record"))?;
-        out.extend_from_slice(tag.as_ref());
-        Ok(())
+        out.resize(start + plaintext.len() + OVERHEAD, 0);
+        self.seal(plaintext, &mut out[start..])
     }
 }
 
@@ -151,21 +176,61 @@ impl Opener {
     }
 
     /// Opens the record `length ‖ body` in place; on success the plaintext
-    /// is `body[..body.len() - 16]`. On failure `body` holds
-    /// unauthenticated bytes (see the module docs): nothing of it may be
-    /// shown.
+    /// is `body[..body.len() - 16]`. On failure `body` is zeroed: nothing
+    /// of a record that does not open is kept, let alone shown.
     pub fn open_in_place(&mut self, length: [u8; 4], body: &mut [u8]) -> io::Result<usize> {
-        if body.len() < TAG_LEN {
+        let Some(plain) = body.len().checked_sub(TAG_LEN) else {
             return Err(invalid(FORGED));
-        }
-        let number = self.next;
-        let plain = self
+        };
+        let number = self.number()?;
+        let opened = self
             .cipher
             .open_in_place(nonce(number), Aad::from(length), body)
-            .map_err(|_| invalid(FORGED))?
-            .len();
-        self.next = number.checked_add(1).ok_or_else(|| invalid(EXHAUSTED))?;
+            .is_ok();
+        self.opened(opened, body)?;
         Ok(plain)
+    }
+
+    /// Opens the record `length ‖ body` into `out[..body.len() - 16]`,
+    /// which must be there; `body` is left as it is. On failure that part
+    /// of `out` is zeroed.
+    pub fn open_into(&mut self, length: [u8; 4], body: &[u8], out: &mut [u8]) -> io::Result<usize> {
+        let Some(plain) = body.len().checked_sub(TAG_LEN) else {
+            return Err(invalid(FORGED));
+        };
+        let Some(out) = out.get_mut(..plain) else {
+            return Err(invalid("no room to open a record into"));
+        };
+        let number = self.number()?;
+        let (ciphertext, tag) = body.split_at(plain);
+        let opened = self
+            .cipher
+            .open_separate_gather(nonce(number), Aad::from(length), ciphertext, tag, out)
+            .is_ok();
+        self.opened(opened, out)?;
+        Ok(plain)
+    }
+
+    /// The number the next record must have.
+    fn number(&self) -> io::Result<u64> {
+        // Past 2^64 - 1 records nothing opens: a nonce is never reused.
+        if self.next == u64::MAX {
+            return Err(invalid(EXHAUSTED));
+        }
+        Ok(self.next)
+    }
+
+    /// After an attempt to open the record into `out`: counts it, or, as
+    /// AWS-LC decrypts while it authenticates, zeroes the unauthenticated
+    /// bytes it left there. (AWS-LC compares the tag in constant time.)
+    fn opened(&mut self, opened: bool, out: &mut [u8]) -> io::Result<()> {
+        if opened {
+            self.next += 1;
+            Ok(())
+        } else {
+            out.fill(0);
+            Err(invalid(FORGED))
+        }
     }
 }
 
@@ -173,7 +238,8 @@ impl Opener {
 pub struct SecretTransmitter {
     socket: Arc<TcpStream>,
     sealer: Sealer,
-    /// Records on their way out; reused, so sending allocates nothing.
+    /// Records on their way out, `out[..used]`; allocated (and zeroed)
+    /// once, so sending neither allocates nor fills.
     out: Vec<u8>,
     finished: bool,
 }
@@ -187,7 +253,7 @@ impl SecretTransmitter {
         SecretTransmitter {
             socket,
             sealer,
-            out: Vec::with_capacity(WRITE_BATCH + WRITE_BATCH / MAX_PLAINTEXT * OVERHEAD),
+            out: vec![0; WRITE_BATCH + WRITE_BATCH / MAX_PLAINTEXT * OVERHEAD],
             finished: false,
         }
     }
@@ -202,8 +268,7 @@ impl SecretTransmitter {
                 "this direction has ended",
             ));
         }
-        self.out.clear();
-        let mut taken = 0;
+        let (mut taken, mut used) = (0, 0);
         for buf in bufs {
             let room = WRITE_BATCH - taken;
             if room == 0 {
@@ -211,13 +276,15 @@ impl SecretTransmitter {
             }
             let buf = &buf[..buf.len().min(room)];
             for piece in buf.chunks(MAX_PLAINTEXT) {
-                self.sealer.seal_into(piece, &mut self.out)?;
+                let end = used + piece.len() + OVERHEAD;
+                self.sealer.seal(piece, &mut self.out[used..end])?;
+                used = end;
             }
             taken += buf.len();
         }
         // Once sealed, a record's number is spent: it must go out whole, so
         // this writes all of it even though `write` may return short.
-        (&*self.socket).write_all(&self.out)?;
+        (&*self.socket).write_all(&self.out[..used])?;
         Ok(taken)
     }
 }
@@ -244,8 +311,8 @@ impl Transmit for SecretTransmitter {
             return Ok(());
         }
         self.finished = true;
-        self.out.clear();
-        self.sealer.seal_into(&[], &mut self.out)?;
+        let end = &mut self.out[..OVERHEAD];
+        self.sealer.seal(&[], end)?;
         let gone = |error: &io::Error| {
             matches!(
                 error.kind(),
@@ -254,7 +321,7 @@ impl Transmit for SecretTransmitter {
                     | io::ErrorKind::ConnectionReset
             )
         };
-        match (&*self.socket).write_all(&self.out) {
+        match (&*self.socket).write_all(&self.out[..OVERHEAD]) {
             Err(error) if gone(&error) => return Ok(()),
             other => other?,
         }
@@ -335,8 +402,8 @@ impl Read for SecretReceiver {
             if self.ended || (given > 0 && !self.data_record_buffered()) {
                 break;
             }
-            match self.next_record() {
-                Ok(()) => {}
+            match self.next_record(&mut out[given..]) {
+                Ok(direct) => given += direct,
                 Err(error) if given == 0 => return Err(error),
                 Err(error) => {
                     self.failure = Some(error);
@@ -364,9 +431,11 @@ impl SecretReceiver {
         }
     }
 
-    /// Reads and opens the next record: its plaintext goes to `plain`, or
-    /// the end record sets `ended` (once the peer's EOF follows it).
-    fn next_record(&mut self) -> io::Result<()> {
+    /// Reads and opens the next record. Its plaintext goes straight into
+    /// `out` when it fits there (returns how many bytes), or else is
+    /// opened in place to `plain` (returns 0); the end record sets `ended`
+    /// (once the peer's EOF follows it).
+    fn next_record(&mut self, out: &mut [u8]) -> io::Result<usize> {
         self.fill(4)?;
         let length: [u8; 4] = self.buf[self.start..self.start + 4]
             .try_into()
@@ -374,16 +443,22 @@ impl SecretReceiver {
         let n = Opener::check_length(length)?;
         self.fill(4 + n)?;
         let body = self.start + 4..self.start + 4 + n;
-        let plain = self
-            .opener
-            .open_in_place(length, &mut self.buf[body.clone()])?;
-        self.plain = body.start..body.start + plain;
+        let plain = n - TAG_LEN;
+        let direct = if plain <= out.len() {
+            self.opener
+                .open_into(length, &self.buf[body.clone()], out)?
+        } else {
+            self.opener
+                .open_in_place(length, &mut self.buf[body.clone()])?;
+            self.plain = body.start..body.start + plain;
+            0
+        };
         self.start = body.end;
         if plain == 0 {
             self.expect_eof()?;
             self.ended = true;
         }
-        Ok(())
+        Ok(direct)
     }
 
     /// Nothing may follow the end record but the peer's EOF, which it sends
@@ -513,6 +588,44 @@ mod tests {
         assert_eq!(&buf[..13], b"one two three");
         let error = receiver.read(&mut buf).unwrap_err();
         assert_eq!(error.to_string(), FORGED);
+    }
+
+    #[test]
+    fn a_reader_with_little_room_gets_every_byte_and_a_forgery_leaves_zeros() {
+        let key = [3; 32];
+        let mut sealer = Sealer::new(&key).unwrap();
+        let text: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        let mut wire = Vec::new();
+        sealer.seal_into(&text[..600], &mut wire).unwrap();
+        sealer.seal_into(&text[600..], &mut wire).unwrap();
+        sealer.seal_into(b"", &mut wire).unwrap();
+        // 7 bytes at a time: each record is opened in place, handed out in
+        // pieces.
+        let mut receiver = receiver_of(&wire, &key);
+        let (mut got, mut piece) = (Vec::new(), [0; 7]);
+        loop {
+            match receiver.read(&mut piece).unwrap() {
+                0 => break,
+                n => got.extend_from_slice(&piece[..n]),
+            }
+        }
+        assert_eq!(got, text);
+
+        // Opened into the caller's buffer, a forged record leaves zeros.
+        let mut forged = Vec::new();
+        Sealer::new(&key)
+            .unwrap()
+            .seal_into(b"secret words", &mut forged)
+            .unwrap();
+        forged[5] ^= 1;
+        let length: [u8; 4] = forged[..4].try_into().unwrap();
+        let mut out = [0xaa; 12];
+        let mut opener = Opener::new(&key).unwrap();
+        assert!(opener.open_into(length, &forged[4..], &mut out).is_err());
+        assert_eq!(out, [0; 12]);
+        let mut body = forged[4..].to_vec();
+        assert!(opener.open_in_place(length, &mut body).is_err());
+        assert!(body.iter().all(|&b| b == 0));
     }
 
     #[test]
