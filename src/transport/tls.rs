@@ -50,7 +50,7 @@
 
 use super::{Connection, HANDSHAKE_TIMEOUT, Receive, Side, Transmit};
 use crate::error::Error;
-use ring::digest;
+use aws_lc_rs::digest;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -260,9 +260,10 @@ impl fmt::Display for Truncated {
 impl std::error::Error for Truncated {}
 
 fn provider() -> Arc<CryptoProvider> {
-    // ring, not aws-lc-rs: it builds with the C compiler alone (aws-lc-rs
-    // wants cmake and more), and its AES-GCM is as fast on x86-64.
-    Arc::new(rustls::crypto::ring::default_provider())
+    // aws-lc-rs, the one crypto library of the crate (the secret channel's
+    // records use it too). aws-lc-sys builds with the C compiler alone (no
+    // cmake is needed).
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 const VERSIONS: &[&rustls::SupportedProtocolVersion] =
@@ -291,8 +292,8 @@ impl TlsAcceptor {
             Identity::Files { cert, key } => (load_chain(cert, "--tls-cert")?, load_key(key)?),
         };
         let provider = provider();
-        let signing = rustls::crypto::ring::sign::any_supported_type(&key);
-        // The DER key is not needed once ring holds it; leave no copy.
+        let signing = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key);
+        // The DER key is not needed once AWS-LC holds it; leave no copy.
         key.zeroize();
         let signing = signing.map_err(|error| {
             TlsError::Setup(format!("the TLS private key cannot be used: {error}"))

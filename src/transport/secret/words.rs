@@ -4,8 +4,6 @@
 //! Every way out of here is a [`Secret`] or a reason that is a usage error.
 
 use super::Secret;
-use chacha20poly1305::aead::OsRng;
-use chacha20poly1305::aead::rand_core::RngCore;
 use std::ffi::OsString;
 use zeroize::Zeroizing;
 
@@ -39,8 +37,8 @@ pub fn generate() -> Result<Zeroizing<String>, String> {
     for i in 0..GENERATED_WORDS {
         let pick = loop {
             let mut bytes = [0; 4];
-            OsRng
-                .try_fill_bytes(&mut bytes)
+            // The OS's generator itself (getrandom(2)), no user-space DRBG.
+            getrandom::getrandom(&mut bytes)
                 .map_err(|error| format!("the OS's random generator failed: {error}"))?;
             let value = u32::from_le_bytes(bytes);
             if value < zone {
