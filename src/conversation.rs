@@ -573,8 +573,10 @@ fn recv_pump(
             }
             continue;
         }
-        if buf.is_empty() {
-            buf = vec![0; RECV_BUFFER];
+        if buf.len() < RECV_BUFFER {
+            // The first time, or the output kept ours (`write_buf`) and gave
+            // back a shorter one.
+            buf.resize(RECV_BUFFER, 0);
         }
         let n = match stream.read(&mut buf) {
             Ok(0) => break,
@@ -589,10 +591,11 @@ fn recv_pump(
             }
             continue;
         }
-        let data = &buf[..n];
         let written = match &mut filter {
-            None => show(output, data, clock),
+            // Raw: the output may take the buffer itself, not a copy.
+            None => show_buf(output, &mut buf, n, clock),
             Some(filter) => {
+                let data = &buf[..n];
                 let seen = filter.feed(data);
                 let mut written = Ok(true);
                 if seen.held_cr {
@@ -644,6 +647,25 @@ fn show(output: &mut dyn Output, bytes: &[u8], clock: &Clock) -> io::Result<bool
     clock.showing();
     let written = output.write_all(bytes).and_then(|()| output.flush());
     clock.shown();
+    reader_there(written)
+}
+
+/// [`show`] for all of `buf[..len]`, letting the output keep `buf` and give
+/// another in its place ([`Output::write_buf`]).
+fn show_buf(
+    output: &mut dyn Output,
+    buf: &mut Vec<u8>,
+    len: usize,
+    clock: &Clock,
+) -> io::Result<bool> {
+    clock.showing();
+    let written = output.write_buf(buf, len).and_then(|()| output.flush());
+    clock.shown();
+    reader_there(written)
+}
+
+/// `Ok(false)` for a reader that has gone away.
+fn reader_there(written: io::Result<()>) -> io::Result<bool> {
     match written {
         Ok(()) => Ok(true),
         Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(false),
