@@ -637,6 +637,14 @@ fn recv_pump(
             Err(error) => return Err(RecvFailure::Output(error)),
         }
     }
+    // A raw chunk may still be being written (`show_buf`): the peer's end
+    // is ours only once it is out, or its failure is known.
+    if !discarding && let Err(error) = output.flush() {
+        if error.kind() != io::ErrorKind::BrokenPipe {
+            return Err(RecvFailure::Output(error));
+        }
+        output_closed(&mut discarding);
+    }
     Ok(())
 }
 
@@ -651,7 +659,8 @@ fn show(output: &mut dyn Output, bytes: &[u8], clock: &Clock) -> io::Result<bool
 }
 
 /// [`show`] for all of `buf[..len]`, letting the output keep `buf` and give
-/// another in its place ([`Output::write_buf`]).
+/// another in its place, and write it while we receive the next
+/// ([`Output::write_buf`]; `recv_pump`'s last flush waits for it).
 fn show_buf(
     output: &mut dyn Output,
     buf: &mut Vec<u8>,
@@ -659,7 +668,7 @@ fn show_buf(
     clock: &Clock,
 ) -> io::Result<bool> {
     clock.showing();
-    let written = output.write_buf(buf, len).and_then(|()| output.flush());
+    let written = output.write_buf(buf, len);
     clock.shown();
     reader_there(written)
 }

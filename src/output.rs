@@ -41,12 +41,17 @@ pub trait Output: Send {
     /// Pushes out anything buffered.
     fn flush(&mut self) -> io::Result<()>;
 
-    /// Writes all of `buf[..len]`, or fails, like [`Output::write_all`],
-    /// but may keep `buf` itself and leave another buffer in its place
-    /// (of any length, maybe empty): for a caller that refills its buffer
-    /// anyway, that saves copying every byte. The default copies.
+    /// Writes and flushes all of `buf[..len]`, like [`Output::write_all`]
+    /// then [`Output::flush`], but may keep `buf` itself and leave another
+    /// buffer in its place (of any length, maybe empty), and may return
+    /// while the bytes are still being written: the next write, or
+    /// [`Output::flush`], waits for them and reports their failure. For a
+    /// caller that refills its buffer anyway, that saves copying every
+    /// byte and lets it refill while the output writes. The default copies
+    /// and waits.
     fn write_buf(&mut self, buf: &mut Vec<u8>, len: usize) -> io::Result<()> {
-        self.write_all(&buf[..len])
+        self.write_all(&buf[..len])?;
+        self.flush()
     }
 
     /// A fresh [`Release`] for the conversation that starts now; it replaces
@@ -386,15 +391,22 @@ impl OutputThread {
     /// Hands `chunk` to the thread (idle once [`OutputThread::ready`]) and
     /// waits for it to be written.
     fn hand_over(&mut self, chunk: Chunk) -> io::Result<()> {
+        self.send_chunk(chunk.0, chunk.1)?;
+        self.wait_ack()
+    }
+
+    /// Hands the first `len` bytes of `chunk` to the idle thread, without
+    /// waiting for them to be written.
+    fn send_chunk(&mut self, chunk: Vec<u8>, len: usize) -> io::Result<()> {
         let Some(chunks) = &self.chunks else {
             return Err(ended());
         };
         // The thread is idle (nothing in flight): this does not wait.
-        if chunks.send(chunk).is_err() {
+        if chunks.send((chunk, len)).is_err() {
             return Err(ended());
         }
         self.in_flight = true;
-        self.wait_ack()
+        Ok(())
     }
 }
 
@@ -415,19 +427,26 @@ impl Output for OutputThread {
     }
 
     /// Hands `buf` itself to the thread and gives the caller the spare
-    /// buffer (the one the thread last gave back) instead: no copy.
+    /// buffer (the one the thread last gave back) instead: no copy. Returns
+    /// once the thread has the chunk; the next write or flush waits for it,
+    /// so at most one chunk is ever being written while the caller fills
+    /// the other buffer.
     fn write_buf(&mut self, buf: &mut Vec<u8>, len: usize) -> io::Result<()> {
         let len = len.min(buf.len());
         if len == 0 {
-            return Ok(());
+            return self.flush();
         }
         self.ready()?;
         let chunk = std::mem::replace(buf, std::mem::take(&mut self.spare));
-        self.hand_over((chunk, len))
+        self.send_chunk(chunk, len)
     }
 
-    /// Nothing to do: a write returns once the thread has written it.
+    /// Waits for a chunk still being written ([`Output::write_buf`] does
+    /// not wait; every other write does).
     fn flush(&mut self) -> io::Result<()> {
+        if self.in_flight {
+            self.wait_ack()?;
+        }
         match self.failed() {
             Some(error) => Err(error),
             None => Ok(()),
@@ -532,6 +551,27 @@ mod tests {
         expected.extend([9, 9, 9]);
         out.finish();
         assert_eq!(*got.lock().unwrap(), expected);
+    }
+
+    #[test]
+    fn a_failure_of_a_handed_over_buffer_is_reported_by_the_flush() {
+        struct Failing;
+        impl Write for Failing {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk full"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut out = OutputThread::spawn(Failing, Shutdown::never(), Duration::ZERO).unwrap();
+        let mut buf = vec![1u8; 100];
+        // It may return before the write fails; the flush may not.
+        let _ = out.write_buf(&mut buf, 100);
+        let error = out.flush().unwrap_err();
+        assert!(error.to_string().contains("disk full"), "{error}");
+        assert!(Output::write_all(&mut out, b"x").is_err());
+        out.finish();
     }
 
     #[test]
