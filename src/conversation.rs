@@ -583,8 +583,10 @@ fn recv_pump(
             }
             continue;
         }
-        if buf.is_empty() {
-            buf = vec![0; RECV_BUFFER];
+        if buf.len() < RECV_BUFFER {
+            // The first time, or the output kept ours (`write_buf`) and gave
+            // back a shorter one.
+            buf.resize(RECV_BUFFER, 0);
         }
         let n = match stream.read(&mut buf) {
             Ok(0) => break,
@@ -599,10 +601,11 @@ fn recv_pump(
             }
             continue;
         }
-        let data = &buf[..n];
         let written = match &mut filter {
-            None => show(output, data, clock),
+            // Raw: the output may take the buffer itself, not a copy.
+            None => show_buf(output, &mut buf, n, clock),
             Some(filter) => {
+                let data = &buf[..n];
                 let seen = filter.feed(data);
                 let mut written = Ok(true);
                 if seen.held_cr {
@@ -644,6 +647,14 @@ fn recv_pump(
             Err(error) => return Err(RecvFailure::Output(error)),
         }
     }
+    // A raw chunk may still be being written (`show_buf`): the peer's end
+    // is ours only once it is out, or its failure is known.
+    if !discarding && let Err(error) = output.flush() {
+        if error.kind() != io::ErrorKind::BrokenPipe {
+            return Err(RecvFailure::Output(error));
+        }
+        output_closed(&mut discarding);
+    }
     Ok(())
 }
 
@@ -654,6 +665,26 @@ fn show(output: &mut dyn Output, bytes: &[u8], clock: &Clock) -> io::Result<bool
     clock.showing();
     let written = output.write_all(bytes).and_then(|()| output.flush());
     clock.shown();
+    reader_there(written)
+}
+
+/// [`show`] for all of `buf[..len]`, letting the output keep `buf` and give
+/// another in its place, and write it while we receive the next
+/// ([`Output::write_buf`]; `recv_pump`'s last flush waits for it).
+fn show_buf(
+    output: &mut dyn Output,
+    buf: &mut Vec<u8>,
+    len: usize,
+    clock: &Clock,
+) -> io::Result<bool> {
+    clock.showing();
+    let written = output.write_buf(buf, len);
+    clock.shown();
+    reader_there(written)
+}
+
+/// `Ok(false)` for a reader that has gone away.
+fn reader_there(written: io::Result<()>) -> io::Result<bool> {
     match written {
         Ok(()) => Ok(true),
         Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(false),

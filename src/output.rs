@@ -41,6 +41,19 @@ pub trait Output: Send {
     /// Pushes out anything buffered.
     fn flush(&mut self) -> io::Result<()>;
 
+    /// Writes and flushes all of `buf[..len]`, like [`Output::write_all`]
+    /// then [`Output::flush`], but may keep `buf` itself and leave another
+    /// buffer in its place (of any length, maybe empty), and may return
+    /// while the bytes are still being written: the next write, or
+    /// [`Output::flush`], waits for them and reports their failure. For a
+    /// caller that refills its buffer anyway, that saves copying every
+    /// byte and lets it refill while the output writes. The default copies
+    /// and waits.
+    fn write_buf(&mut self, buf: &mut Vec<u8>, len: usize) -> io::Result<()> {
+        self.write_all(&buf[..len])?;
+        self.flush()
+    }
+
     /// A fresh [`Release`] for the conversation that starts now; it replaces
     /// the one given before. `None`: this output never waits for long.
     fn release(&mut self) -> Option<Release> {
@@ -122,6 +135,9 @@ impl Shared {
 /// output failed.
 type Ack = io::Result<Vec<u8>>;
 
+/// What the thread writes: the first `len` bytes of the buffer.
+type Chunk = (Vec<u8>, usize);
+
 /// A writer (stdout) behind the detached `duplex-output` thread: a writer
 /// that may block for good (a pipe nobody reads, a terminal held by
 /// Ctrl-S) can then never keep a conversation, a shutdown or the idle
@@ -139,12 +155,13 @@ type Ack = io::Result<Vec<u8>>;
 /// ```
 #[derive(Debug)]
 pub struct OutputThread {
-    chunks: Option<Sender<Vec<u8>>>,
+    chunks: Option<Sender<Chunk>>,
     acks: Receiver<Ack>,
     /// A chunk was handed over and its answer has not come yet (its write
     /// was given up on).
     in_flight: bool,
-    /// A buffer to copy the next chunk into.
+    /// A buffer to copy the next chunk into, or to give a caller of
+    /// [`Output::write_buf`] in place of the one it hands over.
     spare: Vec<u8>,
     /// Why the output failed, once it has: every later write fails the same.
     failure: Option<(io::ErrorKind, String)>,
@@ -354,11 +371,10 @@ impl OutputThread {
     }
 }
 
-impl Output for OutputThread {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
+impl OutputThread {
+    /// Whether a new chunk may be handed over: the output has not failed or
+    /// ended, and a chunk given up on earlier (still being written) is done.
+    fn ready(&mut self) -> io::Result<()> {
         if let Some(error) = self.failed() {
             return Err(error);
         }
@@ -366,28 +382,71 @@ impl Output for OutputThread {
         if self.in_flight {
             self.wait_ack()?;
         }
-        let Some(chunks) = &self.chunks else {
-            return Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the output has ended",
-            ));
-        };
-        let mut chunk = std::mem::take(&mut self.spare);
-        chunk.clear();
-        chunk.extend_from_slice(bytes);
-        // The thread is idle (nothing in flight): this does not wait.
-        if chunks.send(chunk).is_err() {
-            return Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the output has ended",
-            ));
+        match self.chunks {
+            Some(_) => Ok(()),
+            None => Err(ended()),
         }
-        self.in_flight = true;
+    }
+
+    /// Hands `chunk` to the thread (idle once [`OutputThread::ready`]) and
+    /// waits for it to be written.
+    fn hand_over(&mut self, chunk: Chunk) -> io::Result<()> {
+        self.send_chunk(chunk.0, chunk.1)?;
         self.wait_ack()
     }
 
-    /// Nothing to do: a write returns once the thread has written it.
+    /// Hands the first `len` bytes of `chunk` to the idle thread, without
+    /// waiting for them to be written.
+    fn send_chunk(&mut self, chunk: Vec<u8>, len: usize) -> io::Result<()> {
+        let Some(chunks) = &self.chunks else {
+            return Err(ended());
+        };
+        // The thread is idle (nothing in flight): this does not wait.
+        if chunks.send((chunk, len)).is_err() {
+            return Err(ended());
+        }
+        self.in_flight = true;
+        Ok(())
+    }
+}
+
+fn ended() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the output has ended")
+}
+
+impl Output for OutputThread {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.ready()?;
+        let mut chunk = std::mem::take(&mut self.spare);
+        chunk.clear();
+        chunk.extend_from_slice(bytes);
+        self.hand_over((chunk, bytes.len()))
+    }
+
+    /// Hands `buf` itself to the thread and gives the caller the spare
+    /// buffer (the one the thread last gave back) instead: no copy. Returns
+    /// once the thread has the chunk; the next write or flush waits for it,
+    /// so at most one chunk is ever being written while the caller fills
+    /// the other buffer.
+    fn write_buf(&mut self, buf: &mut Vec<u8>, len: usize) -> io::Result<()> {
+        let len = len.min(buf.len());
+        if len == 0 {
+            return self.flush();
+        }
+        self.ready()?;
+        let chunk = std::mem::replace(buf, std::mem::take(&mut self.spare));
+        self.send_chunk(chunk, len)
+    }
+
+    /// Waits for a chunk still being written ([`Output::write_buf`] does
+    /// not wait; every other write does).
     fn flush(&mut self) -> io::Result<()> {
+        if self.in_flight {
+            self.wait_ack()?;
+        }
         match self.failed() {
             Some(error) => Err(error),
             None => Ok(()),
@@ -415,15 +474,15 @@ impl Output for OutputThread {
 /// The body of `duplex-output`.
 fn write_loop<W: Write>(
     mut writer: W,
-    chunks: &Receiver<Vec<u8>>,
+    chunks: &Receiver<Chunk>,
     acks: &Sender<Ack>,
     shared: &Shared,
 ) {
-    for chunk in chunks {
+    for (chunk, len) in chunks {
         shared.busy.store(true, Ordering::Relaxed);
         shared.progressed();
         let mut written = Ok(());
-        for piece in chunk.chunks(WRITE_PIECE) {
+        for piece in chunk[..len.min(chunk.len())].chunks(WRITE_PIECE) {
             written = writer.write_all(piece).and_then(|()| writer.flush());
             if written.is_err() {
                 break;
@@ -459,6 +518,60 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn handed_over_buffers_are_written_in_order_and_swapped_not_copied() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let (open_tx, open) = bounded(0);
+        drop(open_tx);
+        let mut out = OutputThread::spawn(
+            Gate(open, Arc::clone(&got)),
+            Shutdown::never(),
+            Duration::ZERO,
+        )
+        .unwrap();
+        let mut expected = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        for i in 0..50u8 {
+            if buf.len() < 4096 {
+                buf.resize(4096, 0);
+            }
+            buf.fill(i);
+            let before = buf.as_ptr();
+            out.write_buf(&mut buf, 1000 + usize::from(i)).unwrap();
+            assert_ne!(buf.as_ptr(), before, "the buffer was copied, not kept");
+            expected.extend(std::iter::repeat_n(i, 1000 + usize::from(i)));
+            Output::write_all(&mut out, b"|").unwrap();
+            expected.push(b'|');
+        }
+        // Past the end of the buffer: only what is there.
+        let mut short = vec![9u8; 3];
+        out.write_buf(&mut short, 10).unwrap();
+        expected.extend([9, 9, 9]);
+        out.finish();
+        assert_eq!(*got.lock().unwrap(), expected);
+    }
+
+    #[test]
+    fn a_failure_of_a_handed_over_buffer_is_reported_by_the_flush() {
+        struct Failing;
+        impl Write for Failing {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk full"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut out = OutputThread::spawn(Failing, Shutdown::never(), Duration::ZERO).unwrap();
+        let mut buf = vec![1u8; 100];
+        // It may return before the write fails; the flush may not.
+        let _ = out.write_buf(&mut buf, 100);
+        let error = out.flush().unwrap_err();
+        assert!(error.to_string().contains("disk full"), "{error}");
+        assert!(Output::write_all(&mut out, b"x").is_err());
+        out.finish();
     }
 
     #[test]

@@ -365,6 +365,39 @@ fn openssl_s_client_chats_with_serve_tls_on_a_throwaway_certificate() {
     server.assert_stdout(b"from openssl\n");
 }
 
+/// A TLS 1.3 `KeyUpdate` mid-stream, asking for ours back (s_client's `K`
+/// command): our receiver takes the peer's new key, and our answer, queued
+/// by the receiver, goes out ahead of the sender's next record, so openssl
+/// reads what we send under our new key.
+#[test]
+fn openssl_s_client_key_update_mid_stream_keeps_both_directions_going() {
+    if !require_peer("openssl") {
+        return;
+    }
+    let (mut server, addr) = serve(&["--once", "--tls"]);
+    served_fingerprint(&mut server);
+    // Not -quiet: that turns off s_client's command letters.
+    let mut client = program("openssl")
+        .args(["s_client", "-connect", &addr.to_string(), "-tls1_3", "-msg"])
+        .spawn();
+    server.wait_for_stderr("connection from");
+    client.write(b"before the update\n");
+    server.wait_for_stdout(b"before the update\n");
+    client.write(b"K\n");
+    client.wait_for_stderr("KEYUPDATE");
+    client.write(b"after the update\n");
+    server.wait_for_stdout(b"after the update\n");
+    server.write(b"from duplex after the update\n");
+    client.wait_for_stdout(b"from duplex after the update\n");
+    // -msg shows the records openssl took: our answering KeyUpdate reached
+    // it (the data after it, under our new key, read above).
+    client.wait_for_stdout(b"<<< TLS 1.3, Handshake [length 0005], KeyUpdate");
+    server.write(b"\n");
+    server.assert_exit(0);
+    client.assert_exit(0);
+    server.assert_stdout(b"before the update\nafter the update\n");
+}
+
 #[test]
 fn the_throwaway_certificate_is_the_printed_one_for_local_names_and_30_days() {
     if !require_peer("openssl") {

@@ -131,6 +131,76 @@ fn a_read_waiting_on_the_peer_does_not_hold_up_a_write() {
     reader.join().unwrap();
 }
 
+/// More than loopback's socket buffers hold, so a peer that does not read
+/// leaves the sender waiting for room.
+const MORE_THAN_BUFFERED: usize = 48 << 20;
+
+#[test]
+fn a_write_waiting_for_room_does_not_hold_up_a_read() {
+    let (addr, fingerprint, server) = server(|session| {
+        let (_socket, mut receiver, mut transmitter) = session.unwrap().split();
+        let sender = thread::spawn(move || {
+            let big = vec![5u8; MORE_THAN_BUFFERED];
+            transmitter
+                .transmit(&big)
+                .and_then(|()| transmitter.finish())
+        });
+        // The client reads nothing until it has our answer, so the sender
+        // is waiting for room in the socket while we read.
+        let mut buf = [0; 16];
+        let n = receiver.receive(&mut buf).unwrap();
+        let still_sending = !sender.is_finished();
+        (buf[..n].to_vec(), still_sending, sender)
+    });
+    let (socket, mut receiver, mut transmitter) =
+        dial(addr, &Verification::Pin(fingerprint)).unwrap().split();
+    transmitter.transmit(b"ping").unwrap();
+    let (done, finished) = mpsc::channel();
+    let waiter = thread::spawn(move || {
+        let _ = done.send(server.join());
+    });
+    let Ok(joined) = finished.recv_timeout(Duration::from_secs(20)) else {
+        let _ = socket.shutdown(std::net::Shutdown::Both);
+        panic!("the server's read waited for its stuck write");
+    };
+    let (heard, still_sending, sender) = joined.unwrap();
+    assert_eq!(heard, b"ping");
+    assert!(
+        still_sending,
+        "the write never had to wait: test proves nothing"
+    );
+    let all = receive_all(&mut receiver).unwrap();
+    assert_eq!(all.len(), MORE_THAN_BUFFERED);
+    assert!(all.iter().all(|&b| b == 5));
+    sender.join().unwrap().unwrap();
+    waiter.join().unwrap();
+}
+
+#[test]
+fn a_write_waiting_for_room_is_woken_by_shutdown() {
+    let (addr, fingerprint, server) = server(|session| {
+        let (socket, _receiver, mut transmitter) = session.unwrap().split();
+        let (done, finished) = mpsc::channel();
+        let sender = thread::spawn(move || {
+            let big = vec![5u8; MORE_THAN_BUFFERED];
+            let _ = done.send(transmitter.transmit(&big));
+        });
+        // Nobody reads: the write waits for room until the socket goes.
+        assert!(finished.recv_timeout(Duration::from_millis(300)).is_err());
+        socket.shutdown(std::net::Shutdown::Both).unwrap();
+        let sent = finished.recv_timeout(Duration::from_secs(10));
+        sender.join().unwrap();
+        sent
+    });
+    let (_socket, _receiver, _transmitter) =
+        dial(addr, &Verification::Pin(fingerprint)).unwrap().split();
+    let sent = server.join().unwrap();
+    assert!(
+        matches!(sent, Ok(Err(_))),
+        "the stuck write was not woken with an error: {sent:?}"
+    );
+}
+
 #[test]
 fn an_eof_without_close_notify_is_a_truncation() {
     let (addr, fingerprint, server) = server(|session| {
