@@ -648,8 +648,12 @@ fn recv_pump(
         }
     }
     // A raw chunk may still be being written (`show_buf`): the peer's end
-    // is ours only once it is out, or its failure is known.
-    if !discarding && let Err(error) = output.flush() {
+    // is ours only once it is out, or its failure is known. (A wait on
+    // the output, as every write's is, not the peer's silence.)
+    clock.showing();
+    let flushed = if discarding { Ok(()) } else { output.flush() };
+    clock.shown();
+    if let Err(error) = flushed {
         if error.kind() != io::ErrorKind::BrokenPipe {
             return Err(RecvFailure::Output(error));
         }

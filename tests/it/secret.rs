@@ -211,6 +211,23 @@ fn a_plain_connect_to_a_secret_server_is_told_so() {
     server.assert_running();
 }
 
+/// A plain client whose input has ended before the server says a word has
+/// sent its line and its EOF first: the server still sends its opening
+/// (SPEC: each side sends it "without waiting"), so the client learns why.
+/// Several tries, because whether the EOF comes first is a race.
+#[test]
+fn a_plain_connect_whose_input_ended_at_once_is_told_so_too() {
+    let (mut server, addr) = serve_secret(WORDS, &[]);
+    for _ in 0..6 {
+        let mut plain = connect(addr, &["--linger", "1"]);
+        plain.write(b"hello?\n");
+        plain.close_stdin();
+        plain.assert_exit(1);
+        plain.assert_stderr_contains("the server wants --secret");
+    }
+    server.assert_running();
+}
+
 #[test]
 fn a_secret_connect_to_a_plain_server_fails_on_both_sides() {
     let (mut server, addr) = serve(&["--linger", "1"]);

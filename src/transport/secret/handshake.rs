@@ -161,6 +161,11 @@ fn server(
     // budget is for peers that could have tried a secret).
     let early = already_sent(stream)?;
     if early.closed {
+        // Still say our part (SPEC: each side sends its opening without
+        // waiting): a plain client whose line and EOF came first learns
+        // from our preamble that the server wants --secret. It may be gone
+        // already; then the write fails, and that changes nothing.
+        let _ = send_opening(stream, &message, deadline);
         return Err(
             if PREAMBLE.starts_with(&early.bytes[..early.len.min(PREAMBLE.len())]) {
                 HandshakeError::LeftEarly
