@@ -160,12 +160,12 @@ fn serve_one_by_one(
                 status.failed(&error);
                 return Err(Error::TooManyGuesses);
             }
-            // One peer's failure ends only its conversation.
+            // One peer's failure ends only its conversation, and the server
+            // goes on to the next peer (SPEC, "Endings"), even when its
+            // input has ended: a failed handshake or a reset is no goodbye,
+            // and a peer may still be owed what the input held.
             Err(error) if !options.once && !matches!(error, Error::Local { .. }) => {
                 status.failed(&error);
-                if console.input.is_exhausted() {
-                    return Ok(Ending::EndOfInput);
-                }
             }
             Err(error) => return Err(error),
         }

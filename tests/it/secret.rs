@@ -97,6 +97,28 @@ trait Pipe: Sized {
 }
 impl<T> Pipe for T {}
 
+/// A server whose input has already ended (`< /dev/null`, a receiver) still
+/// goes on to the next peer after a wrong secret: that was no conversation.
+#[test]
+fn a_wrong_secret_does_not_end_a_server_whose_input_has_ended() {
+    let mut server = duplex()
+        .env("DUPLEX_SECRET", WORDS)
+        .args(["serve", "--secret", "-b", "127.0.0.1", "--linger", "1", "0"])
+        .stdin_null()
+        .spawn();
+    let addr = server.wait_for_listening();
+    let mut stranger = connect_secret(addr, "olive-tundra-marble-guess", &[]);
+    stranger.close_stdin();
+    stranger.assert_exit(1);
+    server.wait_for_stderr("wrong secret (or someone tried to guess it)");
+    let mut friend = connect_secret(addr, WORDS, &[]);
+    friend.write(b"for you\n");
+    friend.close_stdin();
+    server.wait_for_stdout(b"for you\n");
+    friend.assert_exit(0);
+    server.assert_exit(0);
+}
+
 #[test]
 fn a_wrong_secret_fails_on_both_sides_and_the_server_goes_on() {
     let (mut server, addr) = serve_secret(WORDS, &[]);
