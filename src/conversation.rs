@@ -562,6 +562,17 @@ fn recv_pump(
             && let Some(socket) = stream.plain_socket()
         {
             direct = false;
+            // A chunk handed over earlier (the guard's first bytes) may
+            // still be being written: it goes first, and the output takes
+            // splices only once it holds nothing.
+            match reader_there(output.flush()) {
+                Ok(true) => {}
+                Ok(false) => {
+                    output_closed(&mut discarding);
+                    continue;
+                }
+                Err(error) => return Err(RecvFailure::Output(error)),
+            }
             let received = match output.direct() {
                 Some(out) => zero_copy::receive(socket, &out, clock),
                 None => Ok(zero_copy::RecvEnd::Unsupported { held: Vec::new() }),

@@ -527,3 +527,65 @@ fn a_socket_stdout_whose_reader_stalls_still_ends_on_sigterm() {
     assert_eq!(status.code(), Some(130));
     let _ = flooding.join();
 }
+
+/// A counter of `/proc/PID/io`: `rchar`, the bytes this process took
+/// with `read` from files and pipes (not sockets' `recv`), or `wchar`, the
+/// bytes it gave `write`. A `splice` counts in neither.
+fn io_counter(pid: u32, name: &str) -> u64 {
+    let io = fs::read_to_string(format!("/proc/{pid}/io")).expect("/proc/PID/io");
+    io.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in /proc/PID/io: {io}"))
+}
+
+/// duplex to duplex with pipes at both ends (the test's own): the sender
+/// splices its stdin and the receiver its stdout, also after the first
+/// bytes have come through the preamble guard's `read` (a chunk that was
+/// still being written once made the receiver copy everything). Seen from
+/// outside: of 48 MiB, the client `read`s from its stdin and the server
+/// `write`s to its stdout no more than a few megabytes.
+#[test]
+fn pipe_to_pipe_between_two_duplexes_is_spliced_on_both_ends() {
+    let mut server = support::duplex()
+        .args(["serve", "--once", "--raw", "-b", "127.0.0.1", "0"])
+        .stdin_null()
+        .stdout_manual()
+        .spawn();
+    let addr = server.wait_for_listening();
+    let mut out = server.take_stdout();
+    let mut client = connect(addr, &["--raw"]);
+    let mut stdin = client.take_stdin();
+    let total = 48 * MIB;
+    let feeder = thread::spawn(move || {
+        let block = payload(MIB, 5);
+        for _ in 0..total / MIB {
+            if stdin.write_all(&block).is_err() {
+                return;
+            }
+        }
+    });
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got = 0;
+    let mut seen = None;
+    while got < total {
+        let n = out.read(&mut buf).expect("read the server's stdout");
+        assert!(n > 0, "EOF after {got} of {total} bytes");
+        got += n;
+        if seen.is_none() && got >= 32 * MIB {
+            // Both still running: their counters are there to read.
+            seen = Some((
+                io_counter(client.pid(), "rchar"),
+                io_counter(server.pid(), "wchar"),
+            ));
+        }
+    }
+    feeder.join().expect("feeder");
+    let (client_read, server_written) = seen.expect("32 MiB arrived");
+    assert!(
+        client_read < 4 * MIB as u64 && server_written < 4 * MIB as u64,
+        "the client read() {client_read} bytes of its stdin, the server write() {server_written} to its stdout"
+    );
+    client.assert_exit(0);
+    server.assert_exit(0);
+}
