@@ -470,6 +470,22 @@ impl Input {
         }
     }
 
+    /// The channel to wait on, beside others, for the input to end while no
+    /// conversation runs; `None` once something is there to send, or the
+    /// end came. What the wait receives goes to [`Input::watched`].
+    pub(crate) fn end_watch(&self) -> Option<Receiver<Chunk>> {
+        (self.leftover.is_empty() && !self.ended).then(|| self.chunks.clone())
+    }
+
+    /// What a wait on [`Input::end_watch`] received: a chunk is kept for the
+    /// next conversation; a disconnect is the input's end.
+    pub(crate) fn watched(&mut self, got: Result<Chunk, crossbeam_channel::RecvError>) {
+        match got {
+            Ok(chunk) => self.leftover.push_back(chunk),
+            Err(_) => self.ended = true,
+        }
+    }
+
     /// True when the input has ended and nothing is left to send. Does not
     /// wait: what has already arrived is kept for the next conversation.
     pub(crate) fn is_exhausted(&mut self) -> bool {

@@ -13,7 +13,7 @@ use crate::net::{self, Acceptor, Admission};
 use crate::options::{ConversationOptions, ServeOptions};
 use crate::transport::tls::{Identity, Tls, TlsAcceptor};
 use crate::transport::{self, Security, Side, TlsSetup};
-use crossbeam_channel::select;
+use crossbeam_channel::{never, select};
 use std::sync::Arc;
 
 /// Runs the server until `--once` is done, the input has ended, the output
@@ -129,7 +129,17 @@ fn serve_one_by_one(
     console: &mut Console<'_>,
 ) -> Result<Ending> {
     let (shutdown, status) = (&console.shutdown.clone(), &console.status.clone());
+    // Once a peer has had a conversation, the input's end between peers
+    // ends the server (SPEC, "Serve": nothing more to say). Before the
+    // first, the server waits for a peer even so.
+    let mut served = false;
     loop {
+        let input_end = if served {
+            console.input.end_watch()
+        } else {
+            None
+        };
+        let input_end = input_end.unwrap_or_else(never);
         let (stream, peer) = select! {
             recv(acceptor.receiver()) -> accepted => match accepted {
                 Ok(Ok(pair)) => pair,
@@ -140,12 +150,20 @@ fn serve_one_by_one(
                 Err(_) => return Err(Error::Accept(std::io::Error::other("the listener stopped"))),
             },
             recv(shutdown.receiver()) -> _ => return Ok(Ending::Interrupted),
+            recv(input_end) -> got => {
+                console.input.watched(got);
+                if console.input.is_exhausted() {
+                    return Ok(Ending::EndOfInput);
+                }
+                continue;
+            }
         };
         status.connection_from(peer);
         let ended = transport::establish(stream, Side::Server, &settings.security)
             .and_then(|connection| conversation::hold(connection, peer, settings, console));
         match ended {
             Ok(outcome) => {
+                served = true;
                 let ending = outcome.ending;
                 conversation::report_ended(status, peer, outcome);
                 if matches!(ending, Ending::Interrupted | Ending::OutputClosed) {

@@ -119,6 +119,23 @@ fn serve_keeps_input_after_goodbye_for_next_peer() {
     server.assert_stdout(b"");
 }
 
+/// stdin's end between two peers ends the server (SPEC, "Serve": there is
+/// nothing more to say), without waiting for a next peer to say it to.
+#[test]
+fn serve_exits_when_stdin_ends_between_peers() {
+    let (mut server, addr) = serve(&[]);
+    server.write(b"for a\n");
+    let mut a = connect_raw(addr);
+    read_until(&mut a, b"for a\n");
+    send_raw(&mut a, b"\n");
+    expect_eof_after(&mut a, b"");
+    drop(a);
+    server.wait_for_ended();
+    server.assert_running();
+    server.close_stdin();
+    server.assert_exit(0);
+}
+
 #[test]
 fn serve_recv_only_with_stdin_at_eof() {
     // stdin is /dev/null, but --recv-only never reads it: the server keeps
