@@ -520,17 +520,24 @@ mod tests {
         }
     }
 
-    #[test]
-    fn handed_over_buffers_are_written_in_order_and_swapped_not_copied() {
+    /// An output thread on a gate that is open: it takes everything, into
+    /// the returned buffer.
+    fn open_output() -> (OutputThread, Arc<Mutex<Vec<u8>>>) {
         let got = Arc::new(Mutex::new(Vec::new()));
         let (open_tx, open) = bounded(0);
         drop(open_tx);
-        let mut out = OutputThread::spawn(
+        let out = OutputThread::spawn(
             Gate(open, Arc::clone(&got)),
             Shutdown::never(),
             Duration::ZERO,
         )
         .unwrap();
+        (out, got)
+    }
+
+    #[test]
+    fn handed_over_buffers_are_written_in_order_and_swapped_not_copied() {
+        let (mut out, got) = open_output();
         let mut expected = Vec::new();
         let mut buf = vec![0u8; 4096];
         for i in 0..50u8 {
@@ -576,15 +583,7 @@ mod tests {
 
     #[test]
     fn writes_arrive_in_order_and_finish_waits_for_them() {
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let (open_tx, open) = bounded(0);
-        drop(open_tx);
-        let mut out = OutputThread::spawn(
-            Gate(open, Arc::clone(&got)),
-            Shutdown::never(),
-            Duration::ZERO,
-        )
-        .unwrap();
+        let (mut out, got) = open_output();
         for i in 0..100u8 {
             Output::write_all(&mut out, &[i; 1000]).unwrap();
         }
