@@ -388,15 +388,8 @@ impl OutputThread {
         }
     }
 
-    /// Hands `chunk` to the thread (idle once [`OutputThread::ready`]) and
-    /// waits for it to be written.
-    fn hand_over(&mut self, chunk: Chunk) -> io::Result<()> {
-        self.send_chunk(chunk.0, chunk.1)?;
-        self.wait_ack()
-    }
-
-    /// Hands the first `len` bytes of `chunk` to the idle thread, without
-    /// waiting for them to be written.
+    /// Hands the first `len` bytes of `chunk` to the thread (idle once
+    /// [`OutputThread::ready`]), without waiting for them to be written.
     fn send_chunk(&mut self, chunk: Vec<u8>, len: usize) -> io::Result<()> {
         let Some(chunks) = &self.chunks else {
             return Err(ended());
@@ -423,7 +416,9 @@ impl Output for OutputThread {
         let mut chunk = std::mem::take(&mut self.spare);
         chunk.clear();
         chunk.extend_from_slice(bytes);
-        self.hand_over((chunk, bytes.len()))
+        // Written before it returns, as a write is.
+        self.send_chunk(chunk, bytes.len())?;
+        self.wait_ack()
     }
 
     /// Hands `buf` itself to the thread and gives the caller the spare
