@@ -1,10 +1,12 @@
 //! The integration tests: one test binary, one module per SPEC section
 //! (`cargo test --test it chat::` runs one of them), all on one harness,
 //! [`support`]. Every test spawns the real binary over loopback, except
-//! `engine`, which drives the library in process.
+//! `engine`, which drives the library in process. `bounds` holds the tests
+//! that wait out one of SPEC's fixed bounds; its name makes them start first.
 
 mod support;
 
+mod bounds;
 mod chat;
 mod cli;
 mod connections;

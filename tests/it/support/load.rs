@@ -10,6 +10,8 @@
 //! Every child the harness spawns holds a [`Busy`] for its test's thread; a
 //! thread that already holds one never waits for another (it would wait for
 //! itself), so a test is never held up half way, only before it starts.
+//! A test whose children only wait out a fixed bound calls [`idle`]: its
+//! children count for nothing.
 
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -23,6 +25,8 @@ struct State {
     alone: Option<ThreadId>,
     /// Threads waiting to run alone.
     waiting: usize,
+    /// Test threads whose children only wait ([`idle`]).
+    idle: Vec<ThreadId>,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -51,7 +55,7 @@ pub fn busy() -> Busy {
     let mut guard = lock();
     loop {
         let state = guard.get_or_insert_with(State::default);
-        if state.alone == Some(me) {
+        if state.alone == Some(me) || state.idle.contains(&me) {
             return Busy(None);
         }
         let mine = state.busy.get(&me).copied().unwrap_or(0);
@@ -74,6 +78,27 @@ impl Drop for Busy {
                 state.busy.remove(&thread);
                 CHANGED.notify_all();
             }
+        }
+    }
+}
+
+/// Held by a test whose children do nothing but wait out a fixed bound
+/// (seconds of it): they load nothing, so they neither wait for a test that
+/// runs alone nor keep one waiting.
+#[must_use]
+pub struct Idle(ThreadId);
+
+/// Marks the current test's children as idle (see [`Idle`]).
+pub fn idle() -> Idle {
+    let me = thread::current().id();
+    lock().get_or_insert_with(State::default).idle.push(me);
+    Idle(me)
+}
+
+impl Drop for Idle {
+    fn drop(&mut self) {
+        if let Some(state) = lock().as_mut() {
+            state.idle.retain(|&t| t != self.0);
         }
     }
 }
