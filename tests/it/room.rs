@@ -996,10 +996,12 @@ fn a_flooder_is_slowed_and_readers_that_keep_reading_are_never_evicted() {
 
     // Two-byte lines, so the labels make the room's output about ten times
     // the flood: one letter or digit each, cycling, so that order shows.
-    // For two seconds, bounded in count too.
+    // 2.48 M lines, about 72 MB to each reader: twice the room's hard
+    // bound per peer (4 × 8 MiB), so the hub must hold the flooder back.
+    // At most two seconds, whichever comes first.
     const CYCLE: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
     const BATCH: usize = 62 * 1000;
-    const MAX_LINES: usize = 200 * BATCH;
+    const MAX_LINES: usize = 40 * BATCH;
     let mut writer = flooder.writer.try_clone().expect("try_clone");
     let flood = thread::Builder::new()
         .name("flooder".into())
