@@ -844,6 +844,11 @@ fn show_loop(
             recv(interrupt) -> _ => {
                 interrupt = never();
                 shared.interrupted.store(true, Ordering::Relaxed);
+                // A hang-up's SIGHUP comes this way too, before the next
+                // check would find the terminal gone: free the editor now.
+                if !terminal_alive() {
+                    hang_up(shared);
+                }
                 shared.wake();
                 continue;
             },

@@ -309,6 +309,7 @@ fn a_terminal_that_hangs_up_ends_the_view_and_the_process() {
         .trim()
         .to_owned();
     server.write(b"a line for a terminal that is about to go\n");
+    let hung_up = Instant::now();
     tmux.run(&["kill-server"]);
     // The hang-up ends the conversation gracefully: the server sees our EOF.
     server.assert_exit(0);
@@ -320,6 +321,13 @@ fn a_terminal_that_hangs_up_ends_the_view_and_the_process() {
         );
         thread::sleep(POLL);
     }
+    // Nothing is left to wait for: not the editor, stuck on the dead
+    // terminal until told, nor the lines queued for it (2 s each, before).
+    let took = hung_up.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "duplex exited {took:?} after the hang-up"
+    );
 }
 
 #[test]
@@ -705,7 +713,7 @@ fn a_terminal_that_vanishes_without_sighup_ends_input_without_spinning() {
     // kernel sends SIGHUP to no one else, so duplex only sees its terminal
     // go dead.
     tmux.shell("trap '' HUP");
-    tmux.connect(holder.addr, "--color never --linger 3");
+    tmux.connect(holder.addr, "--color never --linger 2");
     tmux.wait_for("the greeting", |s| s.contains("< hello"));
     let pid = tmux.child_of_shell();
     tmux.run(&["kill-server"]);
