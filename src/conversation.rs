@@ -157,6 +157,10 @@ pub(crate) fn hold(
     // Sockets from `serve` and `connect` are tuned already (keepalive
     // included); this keeps Nagle off for streams a library user hands us.
     crate::net::tune(&socket, None);
+    // With no input (`recv_only`) there is nothing to send, or to watch.
+    if peer_ends_it(options) && !options.recv_only {
+        watch_progress(&socket);
+    }
     let span = tracing::info_span!("conversation", %peer);
     let _entered = span.enter();
     let clock = Arc::new(Clock::new());
@@ -730,14 +734,23 @@ enum Due {
     Idle,
 }
 
-/// Makes the peer's progress visible to the sender once the peer is done
-/// and only what we hold is still to go. A blocked `write` is woken only
-/// when a third of the send buffer (megabytes, after autotuning) has
-/// drained, so a slow but steady reader could look stopped for seconds;
-/// with `TCP_NOTSENT_LOWAT` at [`SEND_PIECE`] the writer is woken as soon
-/// as the bytes not yet sent fall below it, that is, every time the peer
-/// takes some. Where the option is missing the stall rule sees coarser
-/// progress.
+/// The peer's EOF ends what we send too (chat mode, or raw mode with a
+/// terminal or no input): then what we still hold is sent under the stall
+/// rule ([`Due::Stall`]), which [`watch_progress`] makes see the peer.
+fn peer_ends_it(options: &ConversationOptions) -> bool {
+    options.mode == Mode::Chat || options.input_is_terminal || options.recv_only
+}
+
+/// Makes the peer's progress visible to the sender, for the stall rule. A
+/// blocked `write` is woken only when a third of the send buffer
+/// (megabytes, after autotuning) has drained, and the kernel queues that
+/// much unsent: once the peer is done, a slow but steady reader could look
+/// stopped for seconds. With `TCP_NOTSENT_LOWAT` at [`SEND_PIECE`] from the
+/// start, at most that much waits unsent behind what the peer has not
+/// acknowledged, and the writer is woken every time the peer takes some.
+/// Set when the conversation begins, not when the peer is done: by then
+/// the backlog may be more than the peer takes in `--linger`. Where the
+/// option is missing the stall rule sees coarser progress.
 fn watch_progress(socket: &std::net::TcpStream) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     if let Err(error) = socket2::SockRef::from(socket).set_tcp_notsent_lowat(SEND_PIECE as u32) {
@@ -915,8 +928,7 @@ impl Coordinator<'_> {
             }
             Event::Received(Ok(())) => {
                 self.receiving = false;
-                let peer_ends_it = chat || self.options.input_is_terminal || self.options.recv_only;
-                if peer_ends_it {
+                if peer_ends_it(self.options) {
                     self.reason.get_or_insert(Ending::PeerClosed);
                     self.peer_done();
                 } else if self.sending {
@@ -964,9 +976,6 @@ impl Coordinator<'_> {
     fn peer_done(&mut self) {
         self.stop_sending();
         let now = Instant::now();
-        if self.peer_done_at.is_none() && self.sending {
-            watch_progress(self.socket);
-        }
         self.peer_done_at.get_or_insert(now);
         if !self.sending {
             self.close_by(Closing::Until(after(now, self.options.linger)));
