@@ -5,6 +5,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::ChildStdout;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -149,11 +150,34 @@ pub fn send_raw(s: &mut TcpStream, bytes: &[u8]) {
         .unwrap_or_else(|e| panic!("raw peer: writing {}: {e}", show(bytes)));
 }
 
-/// A port that was free a moment ago (bind 127.0.0.1:0 and drop it). Only
-/// for peers that cannot report the port they bound (socat).
+/// A free port for a peer that cannot report the port it bound (socat,
+/// ncat, `openssl s_server`), which it binds a moment later.
+///
+/// Not one the kernel hands out for port 0: between our check and the
+/// peer's bind, another test's server (port 0) or client (its local port)
+/// could take that one, and the peer would fail to bind while the test
+/// talked to the other test's server. So it comes from below the kernel's
+/// ephemeral range, a different one at each call, and is checked free.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local_addr").port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Linux's range starts at 32768 unless configured otherwise.
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u32, u32::from(ephemeral.max(20_000)));
+    // Where this process starts, so that two runs at once rarely meet.
+    let start = std::process::id() % (high - low);
+    for _ in 0..1000 {
+        let next = NEXT.fetch_add(1, Ordering::Relaxed);
+        let Ok(port) = u16::try_from(low + (start + next) % (high - low)) else {
+            continue;
+        };
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {low} and {high}");
 }
 
 /// Poll `/proc/net/tcp{,6}` until something LISTENs on `port`, rather than
@@ -244,7 +268,7 @@ pub struct Flood {
 impl Flood {
     /// Stops the flood (after the write under way) and joins its thread.
     pub fn stop(self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
         let _ = self.handle.join();
     }
 }
@@ -262,10 +286,10 @@ pub fn flood_counted(peer: TcpStream) -> Flood {
         let mut peer = peer;
         let deadline = Instant::now() + DEADLINE;
         let chunk = b"more and more lines\n".repeat(100);
-        while Instant::now() < deadline && !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+        while Instant::now() < deadline && !stopped.load(Ordering::Relaxed) {
             match peer.write(&chunk) {
                 Ok(n) => {
-                    counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    counter.fetch_add(n, Ordering::Relaxed);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => return,
@@ -283,7 +307,7 @@ pub fn flood_counted(peer: TcpStream) -> Flood {
 #[track_caller]
 pub fn wait_count(count: &std::sync::atomic::AtomicUsize, at_least: usize) {
     let deadline = Instant::now() + DEADLINE;
-    while count.load(std::sync::atomic::Ordering::Relaxed) < at_least {
+    while count.load(Ordering::Relaxed) < at_least {
         assert!(
             Instant::now() < deadline,
             "the flood never reached {at_least} bytes"
