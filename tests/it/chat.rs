@@ -4,7 +4,7 @@
 
 use crate::support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, TcpListener};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -560,38 +560,6 @@ fn chat_idle_timeout_closes_without_lingering() {
     client.assert_exit(0);
     assert_reason(&mut client, &["idle timeout"]);
     drop(peer);
-}
-
-/// `duplex connect HOST PORT | head -c 100` while the peer keeps sending:
-/// exit 0 within a second, whatever `--linger` says (issue 8).
-#[test]
-fn chat_closed_stdout_exits_within_a_second_under_a_flood() {
-    let _alone = crate::support::load::alone();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let mut client = duplex()
-        .args(["connect", "127.0.0.1", &addr.port().to_string()])
-        .stdout_manual()
-        .spawn();
-    let peer = accept_raw(&listener);
-    let flood = flood_until_closed(peer);
-    let mut out = client.take_stdout();
-    let mut first = [0u8; 100];
-    out.read_exact(&mut first).expect("100 bytes of stdout");
-    drop(out);
-    let closed = Instant::now();
-    client.wait_exit(Duration::from_secs(3));
-    let took = closed.elapsed();
-    client.assert_exit(0);
-    client.assert_no_error_line();
-    assert!(
-        took < Duration::from_millis(1500),
-        "exit took {took:?} after stdout closed"
-    );
-    assert!(
-        flood.join().expect("flood"),
-        "the client never closed the connection"
-    );
 }
 
 /// A reader of stdout that stalls never holds duplex past its linger:

@@ -1,11 +1,13 @@
-//! Tests whose premise is timing run alone.
+//! Tests whose premise is timing run apart from the rest.
 //!
 //! All tests share one binary and run many at a time, mostly waiting on
 //! IO. A few assert that something happens within a short time, or that a
 //! flood of a fixed size is read before a grace period runs out; on two
 //! loaded cores, the tests next door can stretch those. Such a test calls
 //! [`alone`] first: it waits until no other test has a child running, and
-//! while it runs, other tests wait before starting their first child.
+//! while it runs, other tests wait before starting their first child. The
+//! tests that hold it run beside each other: they are few and light (the
+//! `alone` module, which starts first).
 //!
 //! Every child the harness spawns holds a [`Busy`] for its test's thread; a
 //! thread that already holds one never waits for another (it would wait for
@@ -21,8 +23,8 @@ use std::thread::{self, ThreadId};
 struct State {
     /// Children running, per test thread.
     busy: HashMap<ThreadId, usize>,
-    /// The thread that runs alone now.
-    alone: Option<ThreadId>,
+    /// The threads that run apart now ([`alone`]).
+    alone: Vec<ThreadId>,
     /// Threads waiting to run alone.
     waiting: usize,
     /// Test threads whose children only wait ([`idle`]).
@@ -55,11 +57,11 @@ pub fn busy() -> Busy {
     let mut guard = lock();
     loop {
         let state = guard.get_or_insert_with(State::default);
-        if state.alone == Some(me) || state.idle.contains(&me) {
+        if state.alone.contains(&me) || state.idle.contains(&me) {
             return Busy(None);
         }
         let mine = state.busy.get(&me).copied().unwrap_or(0);
-        if mine > 0 || (state.alone.is_none() && state.waiting == 0) {
+        if mine > 0 || (state.alone.is_empty() && state.waiting == 0) {
             state.busy.insert(me, mine + 1);
             return Busy(Some(me));
         }
@@ -103,22 +105,22 @@ impl Drop for Idle {
     }
 }
 
-/// Held by a test whose premise is timing: no other test's child runs
-/// while it is held.
+/// Held by a test whose premise is timing: no child of a test that does
+/// not hold it runs while it is held.
 #[must_use]
 pub struct Alone(ThreadId);
 
-/// Waits until no other test has a child running, then holds them off.
+/// Waits until no test but those that hold [`Alone`] has a child running
+/// (their children are not counted in `busy`), then holds the others off.
 pub fn alone() -> Alone {
     let me = thread::current().id();
     let mut guard = lock();
     guard.get_or_insert_with(State::default).waiting += 1;
     loop {
         let state = guard.get_or_insert_with(State::default);
-        let others = state.busy.keys().any(|&t| t != me);
-        if state.alone.is_none() && !others {
+        if !state.busy.keys().any(|&t| t != me) {
             state.waiting -= 1;
-            state.alone = Some(me);
+            state.alone.push(me);
             return Alone(me);
         }
         guard = wait(guard);
@@ -127,11 +129,8 @@ pub fn alone() -> Alone {
 
 impl Drop for Alone {
     fn drop(&mut self) {
-        let mut guard = lock();
-        if let Some(state) = guard.as_mut()
-            && state.alone == Some(self.0)
-        {
-            state.alone = None;
+        if let Some(state) = lock().as_mut() {
+            state.alone.retain(|&t| t != self.0);
         }
         CHANGED.notify_all();
     }
