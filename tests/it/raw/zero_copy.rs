@@ -232,7 +232,7 @@ fn small_transfers_in_every_endpoint_combination() {
                     (In::Pipe, output),
                     (input, output),
                     &b""[..],
-                    &data[..],
+                    data,
                 ));
             }
         }
