@@ -14,7 +14,9 @@ use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::room::{Peer, flood_numbered_lines, never_reader_reader_flooder, room};
+use crate::room::{
+    Peer, assert_nobody_evicted, flood_numbered_lines, never_reader_reader_flooder, room,
+};
 use crate::support::{self, accept_raw, duplex, flood_until_closed, load};
 
 /// `duplex connect HOST PORT | head -c 100` while the peer keeps sending:
@@ -151,11 +153,7 @@ fn room_a_peer_that_reads_slowly_is_kept_and_gets_everything_in_order() {
     }
     assert_eq!(expected, LINES, "the slow reader got every line");
     flood.join().expect("flooder");
-    assert!(
-        !server.stderr().contains("evicted"),
-        "nobody was evicted: {}",
-        server.stderr()
-    );
+    assert_nobody_evicted(&server);
 
     // Still in the room: it hears the flooder leave, then the room's end.
     flooder.say("\n");

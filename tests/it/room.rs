@@ -552,6 +552,13 @@ fn a_peer_that_vanishes_leaves_and_the_room_goes_on() {
     server.assert_exit(0);
 }
 
+/// The room's server said nothing of an eviction.
+#[track_caller]
+pub(crate) fn assert_nobody_evicted(server: &Proc) {
+    let stderr = server.stderr();
+    assert!(!stderr.contains("evicted"), "nobody was evicted: {stderr}");
+}
+
 /// Sends `lines` numbered lines of `width` bytes each (the number, zero
 /// padded, and `\n`) from `peer` on a thread, in batches, then `tail`.
 pub(crate) fn flood_numbered_lines(
@@ -966,11 +973,7 @@ fn a_flooder_is_slowed_and_readers_that_keep_reading_are_never_evicted() {
     for check in checks {
         assert_eq!(check.join().expect("a reader's checks"), sent);
     }
-    assert!(
-        !server.stderr().contains("evicted"),
-        "nobody was evicted: {}",
-        server.stderr()
-    );
+    assert_nobody_evicted(&server);
     flooder.say("\n");
     flooder.rest_until_eof();
     server.close_stdin();

@@ -4,10 +4,10 @@
 //! IO. A few assert that something happens within a short time, or that a
 //! flood of a fixed size is read before a grace period runs out; on two
 //! loaded cores, the tests next door can stretch those. Such a test calls
-//! [`alone`] first: it waits until no other test has a child running, and
-//! while it runs, other tests wait before starting their first child. The
-//! tests that hold it run beside each other: they are few and light (the
-//! `alone` module, which starts first).
+//! [`alone`] first: it waits until no test that does not hold it has a
+//! child running, and while it runs, those tests wait before starting
+//! their first child. The tests that hold it run beside each other: they
+//! are few and light (the `alone` module, which starts first).
 //!
 //! Every child the harness spawns holds a [`Busy`] for its test's thread; a
 //! thread that already holds one never waits for another (it would wait for
